@@ -1,0 +1,71 @@
+"""The one place that decides where tensors live and in which precision.
+
+Everything else asks this module; nothing else in sleeplab touches ``torch.cuda`` directly, so the
+package imports and runs on a CPU-only machine (CI, laptops, Colab without a GPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """``prefer`` wins when given ("cpu", "cuda", "cuda:1"); else $SLEEPLAB_DEVICE; else CUDA if present."""
+    choice = prefer if prefer is not None else os.environ.get("SLEEPLAB_DEVICE")
+    if choice is not None:
+        dev = torch.device(choice)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(choice)!r} was asked for but CUDA is not available; use 'cpu'")
+        if dev.type not in ("cpu", "cuda"):
+            raise ValueError(f"device {str(choice)!r} is not supported; allowed: 'cpu', 'cuda', 'cuda:N'")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (the paper-scale runs); float32 on CPU, where bf16 is slow and noisy."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so host clocks measure it (benchmarks only)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def card_name(device: torch.device) -> str:
+    """Human-readable name of the accelerator, recorded beside every number we publish."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} threads)"
+
+
+def device_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def cuda_graph(device: torch.device):
+    """A fresh ``torch.cuda.CUDAGraph`` (fast training path); raises on CPU."""
+    if device.type != "cuda":
+        raise ValueError(f"CUDA graphs need a CUDA device, got {device}")
+    return torch.cuda.CUDAGraph()
+
+
+def graph_capture(graph, pool=None):
+    return torch.cuda.graph(graph, pool=pool)
+
+
+def side_stream_warmup(device: torch.device):
+    """Context for warm-up iterations on a side stream before graph capture, as CUDA graphs require."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    return torch.cuda.stream(stream), stream
+
+
+def wait_stream(device: torch.device, stream) -> None:
+    torch.cuda.current_stream(device).wait_stream(stream)
