@@ -24,10 +24,11 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (the paper-scale runs); float32 on CPU, where bf16 is slow and noisy."""
+def autocast(device: torch.device, enabled: bool = True, cache_enabled: bool = True):
+    """bf16 autocast on CUDA (the paper-scale runs); float32 on CPU, where bf16 is slow and noisy.
+    Inside CUDA-graph capture pass ``cache_enabled=False``: cached casts would outlive the graph."""
     if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
     return contextlib.nullcontext()
 
 

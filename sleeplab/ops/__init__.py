@@ -1,0 +1,17 @@
+"""Fast-weight update rules (pure PyTorch, fla-compatible shapes), each with a chunked parallel form and a
+token-by-token oracle.
+
+Every entry of ``RULES`` takes the same arguments,
+    (q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False, mode="chunk", chunk_size=64)
+and returns ``(o, final_state)``. For "delta" the g argument is accepted and ignored (no decay).
+"""
+from sleeplab.ops.gated_delta import gated_delta_rule
+from sleeplab.ops.rules import delta_rule, delta_rule_ignoring_g, hebbian_rule
+
+RULES = {
+    "gated_delta": gated_delta_rule,
+    "delta": delta_rule_ignoring_g,
+    "hebbian": hebbian_rule,
+}
+
+__all__ = ["gated_delta_rule", "hebbian_rule", "delta_rule", "RULES"]

@@ -1,0 +1,85 @@
+"""The gated delta rule: a fast-weight memory that decays, then corrects what it stores for key k.
+
+    +---------------------------------------------------------------------------------------+
+    |  paper orientation, S_t in R^{V x K}:                                                  |
+    |      S_t = S_{t-1} alpha_t (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,   o_t = S_t q_t  |
+    |  alpha_t = exp(g_t) in (0, 1] forgets, beta_t in (0, 1) is the write strength.         |
+    +---------------------------------------------------------------------------------------+
+
+Reading it as "predict, then correct": with the decayed memory S' = alpha_t S_{t-1}, the memory's
+current guess for key k_t is S' k_t; the update writes beta_t (v_t - S' k_t) k_t^T, i.e. one step
+of online regression towards v_t. Like fla we store the TRANSPOSE, S^T in R^{K x V} (``[B, H, K, V]``),
+so per token:
+    S <- exp(g_t) S;   u_t = beta_t (v_t - S^T k_t);   S <- S + k_t u_t^T;   o_t = scale * S^T q_t.
+
+Chunk form (exact, not an approximation). Take a chunk of C tokens starting from state S0, with
+G_i = g_1 + ... + g_i and Gamma_i = exp(G_i). Unrolling the recurrence, the state just before token
+i writes is Gamma_i S0 + sum_{j<i} exp(G_i - G_j) k_j u_j^T, so the pseudo-values u solve
+    u_i + beta_i sum_{j<i} exp(G_i - G_j) (k_i . k_j) u_j = beta_i (v_i - Gamma_i S0^T k_i),
+i.e. (I + A) U = diag(beta) (V - diag(Gamma) K S0) with A strictly lower triangular (the "WY"/"UT"
+form). Everything except the S0 term is shared by all chunks and done in one batched pass:
+    U     = (I + A)^{-1} diag(beta) V  -  (I + A)^{-1} diag(beta Gamma) K S0  =:  U0 - W S0
+    O     = scale * ( diag(Gamma) Q S0 + (Q K^T ⊙ D) U ),     D_ij = exp(G_i - G_j), j <= i
+    S_end = Gamma_C S0 + K^T diag(exp(G_C - G_j)) U
+Only the last three lines run chunk by chunk (``_chunk.scan_chunks``).
+
+Contract: g must be <= 0 (log of a decay). It is NOT checked at run time, because a value check forces
+a GPU->host sync and cannot be captured in a CUDA graph; positive g makes the state grow without bound.
+"""
+from __future__ import annotations
+
+import torch
+
+from sleeplab.ops._chunk import (check_inputs, chunk_decay, compute_dtype, default_scale, from_chunks,
+                                 scan_chunks, start_state, strictly_lower, to_chunks, unit_lower_inverse)
+
+
+def gated_delta_rule(q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False,
+                     mode="chunk", chunk_size=64):
+    """fla-compatible gated delta rule.
+
+    q, k: [B, T, H, K] (L2-normalised keys keep it stable); v: [B, T, H, V];
+    g: [B, T, H] log decay, must be <= 0 (not checked, see module doc); beta: [B, T, H] in (0, 1);
+    initial_state: [B, H, K, V] or None; scale defaults to K**-0.5.
+    mode: "chunk" (parallel WY form, the default) or "recurrent" (token-by-token oracle).
+    Returns (o [B, T, H, V] in v's dtype, final_state [B, H, K, V] in float32/64 or None)."""
+    check_inputs("gated_delta_rule", q, k, v, g, beta, initial_state, mode, chunk_size)
+    fn = _recurrent if mode == "recurrent" else _chunk
+    o, S = fn(q, k, v, g, beta, default_scale(scale, q.shape[-1]), initial_state, chunk_size)
+    return o.to(v.dtype), (S if output_final_state else None)
+
+
+def _recurrent(q, k, v, g, beta, scale, initial_state, chunk_size):
+    """The oracle: the definition, one token at a time. Slow (T sequential steps), obviously right."""
+    dt = compute_dtype(q, k, v, g, beta, initial_state)
+    q, k, v, g, beta = (x.to(dt) for x in (q, k, v, g, beta))
+    B, T, H, K = q.shape
+    S = start_state(initial_state, B, H, K, v.shape[-1], q, dt)          # [B, H, K, V]
+    outs = []
+    for t in range(T):
+        S = g[:, t].exp()[..., None, None] * S                           # forget
+        pred = torch.einsum("bhkv,bhk->bhv", S, k[:, t])                  # memory's guess for k_t
+        u = beta[:, t, :, None] * (v[:, t] - pred)                        # [B, H, V] correction
+        S = S + k[:, t, :, :, None] * u[:, :, None, :]                    # rank-1 write k_t u_t^T
+        outs.append(scale * torch.einsum("bhkv,bhk->bhv", S, q[:, t]))   # read after writing
+    return torch.stack(outs, dim=1), S                                    # [B, T, H, V]
+
+
+def _chunk(q, k, v, g, beta, scale, initial_state, chunk_size):
+    dt = compute_dtype(q, k, v, g, beta, initial_state)
+    B, T, H, K = q.shape
+    C = min(chunk_size, T)  # a short sequence is one short chunk, not a padded long one
+    qc, kc, vc = (to_chunks(x, C, dt) for x in (q, k, v))                # [B, H, N, C, K|V]
+    gc, bc = (to_chunks(x, C, dt) for x in (g, beta))                    # [B, H, N, C]
+    dec = chunk_decay(gc)
+
+    # A_ij = beta_i exp(G_i - G_j) (k_i . k_j), j < i. D's diagonal is exp(0) = 1, so mask it out.
+    kk = kc @ kc.transpose(-1, -2)                                       # [B, H, N, C, C]
+    A = (bc[..., None] * dec.D * kk).masked_fill(~strictly_lower(C, q.device), 0.0)
+    Tinv = unit_lower_inverse(A)                                         # (I + A)^{-1}
+    U0 = Tinv @ (bc[..., None] * vc)                                     # [B, H, N, C, V]
+    W = Tinv @ ((bc * dec.gamma)[..., None] * kc)                        # [B, H, N, C, K]
+
+    S0 = start_state(initial_state, B, H, K, v.shape[-1], q, dt)
+    o, S = scan_chunks(qc, kc, dec, U0, W, S0, scale)
+    return from_chunks(o, T), S
