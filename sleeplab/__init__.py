@@ -2,6 +2,7 @@
 
 The small public surface notebooks and users need; everything else lives in named modules.
 """
+from .api import evaluate, load
 from .model import SleepLM, SleepLMConfig
 from .presets import PRESETS, preset
 from .sleep import parallel_forward, sleep_forward, window_plan
@@ -16,4 +17,4 @@ def build_model(name: str = "sleep", **overrides) -> SleepLM:
 
 
 __all__ = ["SleepLM", "SleepLMConfig", "PRESETS", "preset", "build_model", "sleep_forward",
-           "parallel_forward", "window_plan", "StreamingRunner"]
+           "parallel_forward", "window_plan", "StreamingRunner", "load", "evaluate"]

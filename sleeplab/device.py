@@ -24,12 +24,18 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device, enabled: bool = True, cache_enabled: bool = True):
-    """bf16 autocast on CUDA (the paper-scale runs); float32 on CPU, where bf16 is slow and noisy.
-    Inside CUDA-graph capture pass ``cache_enabled=False``: cached casts would outlive the graph."""
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (the paper-scale runs); float32 on CPU, where bf16 is slow and noisy."""
     if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
+        return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def fast_matmul(device: torch.device) -> None:
+    """On CUDA let float32 matmuls (the fast-weight state math) use TF32 tensor cores."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,0 +1,61 @@
+"""The two verbs notebooks use on trained models: ``load`` a checkpoint, ``evaluate`` it on a task batch.
+
+    model = sleeplab.load("data/checkpoints/rule110_t8_n4.sleeplab")
+    batch = get_task(model.task).make_batch(model.task_config, 256, torch.Generator().manual_seed(0), "eval")
+    sleeplab.evaluate(model, batch, n_sleep=8)     # {"exact": ..., "per_label": ..., "n_sleep": 8, ...}
+"""
+from __future__ import annotations
+
+import torch
+
+from .device import pick_device
+from .model import SleepLM
+from .sleep import sleep_forward, window_plan
+from .tasks import get_task
+from .tasks.base import Batch, score
+from .train.checkpoint import load_checkpoint
+
+
+def load(path, device: str | torch.device | None = "cpu") -> SleepLM:
+    """A ready model in eval mode from a full checkpoint or a compact export (bf16 weights come back fp32).
+
+    The model carries its provenance: ``model.train_config`` (TrainConfig), ``model.task`` (task name),
+    ``model.task_config`` (the task's Config) and ``model.manifest`` (step, tokens, metrics, code version).
+    ``device=None`` picks CUDA when present.
+    """
+    ckpt = load_checkpoint(path)
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep the caller's RNG as is
+        model = SleepLM(ckpt.model_config)
+    model.load_state_dict(ckpt.model_state)
+    model.to(pick_device(device)).eval()
+    model.train_config, model.task = ckpt.train_config, ckpt.train_config.task
+    model.task_config, model.manifest = ckpt.task_config, ckpt.manifest
+    return model
+
+
+def evaluate(model: SleepLM, batch: Batch, n_sleep: int | None = None, chunk_size: int | None = None) -> dict:
+    """Teacher-forced accuracy of ``model`` on ``batch`` with Algorithm 1 at N = ``n_sleep``.
+
+    The prediction at a scored position is the argmax of the logits there; ``exact`` is the fraction of
+    examples with every scored position right, ``per_label`` the fraction of scored positions right
+    (``sleeplab.tasks.base.score``). A batch that names its task in ``meta["task"]`` is scored by that
+    task's ``exact_match``, which adds task-specific breakdowns (per state, per hop count, ...).
+    ``n_sleep=None`` uses the model's configured N; ``chunk_size`` bounds how many examples run at once.
+    The model's train/eval mode is left as it was.
+    """
+    n = model.config.n_sleep if n_sleep is None else n_sleep
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n_sleep must be a positive integer or None, got {n_sleep!r}")
+    size = chunk_size or batch.batch_size
+    plan = window_plan(batch.loss_mask, batch.seq_len, model.config.window)  # one layout per batch
+    was_training = model.training
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for start in range(0, batch.batch_size, size):
+            tokens = batch.tokens[start:start + size].to(model.device)
+            mask = batch.loss_mask[start:start + size].to(model.device)
+            preds.append(sleep_forward(model, tokens, mask, n_sleep=n, plan=plan).argmax(-1))
+    model.train(was_training)
+    scorer = get_task(batch.meta["task"]).exact_match if "task" in batch.meta else score
+    return {**scorer(torch.cat(preds), batch), "n_sleep": n, "examples": batch.batch_size}

@@ -1,0 +1,196 @@
+"""The ``sleeplab`` command: train, eval, export, sweep.
+
+    sleeplab train --task rule110 --t 16 --n-sleep 4 --tokens 500M --seed 0 --out runs/x
+    sleeplab train --recipe tiny-rule110 --out runs/tiny         # the CPU recipe, ~1 minute
+    sleeplab eval runs/x/checkpoint.sleeplab --n-sleep 1 2 4
+    sleeplab export runs/x/checkpoint.sleeplab data/checkpoints/x.sleeplab
+    sleeplab sweep grid.toml --parallel 3
+
+Every dial of the chosen task's Config becomes a flag (``--t`` for rule110; ``sleeplab train --task depo
+--help`` lists depo's); any dial, ranges included, can also be given as ``--task-arg key=JSON``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from ..presets import PRESETS
+from ..tasks import TASKS, get_task
+from .config import PRECISIONS, TINY_RULE110, TrainConfig
+
+RECIPES = {"tiny-rule110": TINY_RULE110}
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    """``key=JSON`` (``t=16``, ``k_range=[1,16]``); a value that is not JSON is taken as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+def _add_task_dials(parser: argparse.ArgumentParser, task: str) -> None:
+    group = parser.add_argument_group(f"{task} dials", f"fields of sleeplab.tasks.{task}.Config; "
+                                      "others (ranges) via --task-arg key=JSON")
+    taken = set(parser._option_string_actions)
+    for f in fields(get_task(task).Config):
+        kind = str(f.type).split("|")[0].strip()
+        if kind not in _TYPES and kind != "bool":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if flag in taken:  # e.g. depo's "preset" would shadow the model's --preset
+            flag = "--task-" + f.name.replace("_", "-")
+        group.add_argument(flag, dest=f"task__{f.name}", type=_bool if kind == "bool" else _TYPES[kind],
+                           metavar=kind.upper(), help=f"(default {f.default!r})")
+
+
+def _train_parser(sub, task: str) -> None:
+    p = sub.add_parser("train", help="train one run", description="Train one run; flags override --config "
+                       "and --recipe, which override TrainConfig's defaults.")
+    p.add_argument("--config", type=Path, help="a TrainConfig as JSON (a run's config.json)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="start from a named recipe")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (fresh if none there)")
+    p.add_argument("--task", choices=sorted(TASKS), help="(default rule110)")
+    p.add_argument("--task-arg", type=_key_value, action="append", default=[], metavar="KEY=JSON")
+    m = p.add_argument_group("model")
+    m.add_argument("--preset", choices=sorted(PRESETS), help=f"(default {DEFAULTS['preset']})")
+    m.add_argument("--n-sleep", type=int, help="N, sleep passes per window (default: the preset's)")
+    m.add_argument("--n-sleep-range", type=int, nargs=2, metavar=("LO", "HI"), help="draw N per batch")
+    m.add_argument("--d-model", type=int)
+    m.add_argument("--n-heads", type=int)
+    m.add_argument("--model-arg", type=_key_value, action="append", default=[], metavar="KEY=JSON",
+                   help="any SleepLMConfig field, e.g. pattern=\"attn,gdn\"")
+    r = p.add_argument_group("run")
+    for name, kind, text in [
+            ("batch_size", int, "examples per step"),
+            ("tokens", str, "token budget such as 40k, 500M, 2.5B (default 40M unless --steps)"),
+            ("steps", int, "step budget instead of --tokens"),
+            ("muon_lr", float, "Muon learning rate, hidden matrices"),
+            ("adam_lr", float, "AdamW learning rate, embeddings, head, norms, gates"),
+            ("weight_decay", float, ""), ("warmup_steps", int, "linear warm-up, then constant"),
+            ("grad_clip", float, "global gradient-norm clip, 0 turns it off"),
+            ("seed", int, "data order and initial weights"),
+            ("eval_every", int, "steps between held-out evaluations"),
+            ("eval_size", int, "held-out examples"),
+            ("save_every", int, "steps between checkpoints (default: eval_every)"),
+            ("device", str, "auto, cpu, cuda or cuda:N"), ("out", str, "run directory")]:
+        default = "" if "default" in text else f" (default {DEFAULTS[name]})"
+        r.add_argument("--" + name.replace("_", "-"), type=kind, help=text + default)
+    r.add_argument("--precision", choices=PRECISIONS, help=f"(default {DEFAULTS['precision']})")
+    r.add_argument("--fast", action="store_true", default=None, help="CUDA-graph training step on CUDA")
+    r.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+    _add_task_dials(p, task)
+
+
+def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sleeplab", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub, task)
+    e = sub.add_parser("eval", help="score a checkpoint on held-out examples at several N")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("--n-sleep", type=int, nargs="+", help="N values (default: the model's)")
+    e.add_argument("--eval-size", type=int, help="examples (default: the run's eval_size)")
+    e.add_argument("--split", choices=("eval", "train"), default="eval")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    e.add_argument("--out", type=Path, help="also write the JSON here")
+    x = sub.add_parser("export", help="compact weights-only copy of a checkpoint (for data/)")
+    x.add_argument("checkpoint", type=Path)
+    x.add_argument("out", type=Path)
+    x.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
+    s = sub.add_parser("sweep", help="many runs from a TOML grid (resumable)")
+    s.add_argument("grid", type=Path)
+    s.add_argument("--parallel", type=int, help="runs at once (default: the grid's, else 1)")
+    s.add_argument("--dry-run", action="store_true", help="list runs and their state, run nothing")
+    return parser
+
+
+def config_from_args(args) -> TrainConfig:
+    base = TrainConfig().to_dict()
+    if args.recipe:
+        base = RECIPES[args.recipe].to_dict()
+    if args.config:
+        base = json.loads(args.config.read_text())
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    if "task" in given and given["task"] != base["task"]:
+        base["task_args"] = {}  # another task's dials would not fit
+    base.update({k: given[k] for k in DEFAULTS if k in given})
+    if base.get("grad_clip") == 0:
+        base["grad_clip"] = None
+    base["task_args"] = {**base["task_args"], **dict(args.task_arg),
+                         **{k[6:]: v for k, v in given.items() if k.startswith("task__")}}
+    model = {"n_sleep": args.n_sleep, "n_sleep_range": args.n_sleep_range, "d_model": args.d_model,
+             "n_heads": args.n_heads}
+    base["model_args"] = {**base["model_args"], **{k: v for k, v in model.items() if v is not None},
+                          **dict(args.model_arg)}
+    return TrainConfig.from_dict(base)
+
+
+def run_eval(args) -> dict:
+    """Score a checkpoint on the run's held-out set (same items as during training) at each N."""
+    from ..api import evaluate, load
+    from .config import held_out
+    model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
+    size = args.eval_size or model.train_config.eval_size
+    batch = held_out(model.task, model.task_config, size, args.split)
+    results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config.batch_size)
+               for n in (args.n_sleep or [model.config.n_sleep])}
+    report = {"checkpoint": str(args.checkpoint), "task": model.task, "step": model.manifest["step"],
+              "split": args.split, "examples": size, "results": results}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return report
+
+
+def _print(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the task decides which dial flags exist, so find it first (a bad name is reported by the full parse)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    task = pre.parse_known_args(argv)[0].task
+    parser = build_parser(task if task in TASKS else "rule110")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        from .module import train  # Lightning loads only for commands that train
+        try:
+            cfg = config_from_args(args)
+        except (ValueError, TypeError) as err:
+            parser.error(str(err))
+        result = train(cfg, resume=args.resume, on_eval=_print)
+        print(json.dumps({"done": True, "out": cfg.out, **result.final}))
+    elif args.command == "eval":
+        run_eval(args)
+    elif args.command == "export":
+        from .checkpoint import export
+        path = export(args.checkpoint, args.out, args.dtype)
+        print(json.dumps({"export": str(path), "bytes": path.stat().st_size}))
+    else:
+        from .sweep import run_sweep
+        return run_sweep(args.grid, parallel=args.parallel, dry_run=args.dry_run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

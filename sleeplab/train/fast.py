@@ -1,0 +1,114 @@
+"""The fast training step: compiled blocks, and the whole step (forward, backward, clipping,
+optimiser) replayed as one CUDA graph.
+
+Why: the paper's Rule 110 model is tiny (3 M parameters, windows of 24 tokens), so a training step is
+thousands of small kernels, and in eager PyTorch the CPU cannot launch them as fast as the GPU runs
+them (measurements.md: ~1-2 % of the card's peak). A CUDA graph records the kernels of one step once
+and replays them with a single launch, so the GPU never waits for Python.
+
+Two changes, measured on an H200 for the paper's model at batch 512 (``benchmarks/throughput.py``,
+numbers in ``data/results/throughput.json``): the graph removes the CPU launch bottleneck (eager
+0.52 -> 1.6 M tokens/s at N = 1), and ``torch.compile`` of each block fuses the many small
+elementwise kernels that remain (-> 3.2 M tokens/s at N = 1, 0.89 M at N = 4). Compiling costs
+about a minute per run, once; ``compile_blocks=False`` skips it.
+
+What a graph needs, and how the step provides it:
+* static shapes and addresses: every batch is copied into the same input buffers, and gradients are
+  allocated once and zeroed inside the graph (never set to None);
+* no host synchronisation: the window plan is computed once on the CPU, N is a Python int (one graph
+  per N, so variable-N training replays the graph of the N drawn for that batch);
+* constant hyper-parameters: the learning rate is baked in at capture, so steps inside the warm-up
+  (where it changes) run eagerly; AdamW must be built with ``capturable=True``;
+* autocast keeps its weight-cast cache: the context opens and closes inside the captured step, so
+  each weight is cast to bf16 once per step (not once per pass) and nothing cached outlives it.
+The first ``eager_calls`` steps for each N run eagerly on a side stream (CUDA requires warm-up before
+capture); they are real training steps, so the sequence of updates is the same as the eager step's.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import device as dev
+from ..sleep import window_plan
+
+
+class GraphedStep:
+    def __init__(self, model, optimizers, loss_fn, grad_clip: float | None, constant_lr_from: int = 0,
+                 eager_calls: int = 2, precision: str = "bf16", compile_blocks: bool = True):
+        """loss_fn(model, batch, n_sleep, plan) -> scalar loss. Steps before ``constant_lr_from`` run eagerly."""
+        self.model, self.optimizers, self.loss_fn = model, optimizers, loss_fn
+        self.grad_clip, self.constant_lr_from, self.eager_calls = grad_clip, constant_lr_from, eager_calls
+        self.device = model.device
+        if self.device.type != "cuda":
+            raise ValueError(f"GraphedStep needs a CUDA model, got device {self.device}; use the eager step")
+        self.autocast = precision == "bf16"
+        self.static = None        # the input buffers every replay reads
+        self.plan = None
+        self.graphs = {}          # n_sleep -> (graph, loss buffer)
+        self.calls = {}           # n_sleep -> eager warm-up calls so far
+        if compile_blocks:
+            _no_compile_caches()
+            for block in model.blocks:  # in place: parameter names and checkpoints are unchanged
+                block.compile(dynamic=False)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        for p in self.params:     # gradients live at fixed addresses for the graph's whole life
+            p.grad = torch.zeros_like(p)
+
+    def _step_body(self, n_sleep):
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=False)
+        with dev.autocast(self.device, self.autocast):
+            loss = self.loss_fn(self.model, self.static, n_sleep, self.plan)
+        loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+        for opt in self.optimizers:
+            opt.step()
+        return loss.detach()
+
+    def _load(self, batch):
+        if self.static is None:
+            self.static = batch.to(self.device)
+            self.static.tokens = self.static.tokens.clone()  # own buffers, never the caller's
+            self.static.targets = self.static.targets.clone()
+            self.static.loss_mask = self.static.loss_mask.clone()
+            self.plan = window_plan(batch.loss_mask, batch.seq_len, self.model.config.window)
+            return
+        if batch.tokens.shape != self.static.tokens.shape:
+            raise ValueError(f"GraphedStep was built for batches of shape {tuple(self.static.tokens.shape)}, "
+                             f"got {tuple(batch.tokens.shape)}")
+        self.static.tokens.copy_(batch.tokens, non_blocking=True)
+        self.static.targets.copy_(batch.targets, non_blocking=True)
+        self.static.loss_mask.copy_(batch.loss_mask, non_blocking=True)
+
+    def __call__(self, batch, n_sleep: int, step: int) -> torch.Tensor:
+        self._load(batch)
+        if step < self.constant_lr_from:
+            return self._step_body(n_sleep)
+        if n_sleep in self.graphs:
+            graph, loss = self.graphs[n_sleep]
+            graph.replay()
+            return loss
+        if self.calls.get(n_sleep, 0) < self.eager_calls:
+            self.calls[n_sleep] = self.calls.get(n_sleep, 0) + 1
+            ctx, stream = dev.side_stream_warmup(self.device)
+            with ctx:
+                loss = self._step_body(n_sleep)
+            dev.wait_stream(self.device, stream)
+            return loss
+        graph = dev.cuda_graph(self.device)
+        with dev.graph_capture(graph):
+            loss = self._step_body(n_sleep)
+        self.graphs[n_sleep] = (graph, loss)
+        graph.replay()  # capture only records: run this step for real
+        return loss
+
+
+def _no_compile_caches() -> None:
+    """Turn off inductor's on-disk graph caches. With torch 2.11 on an H200, a second run that loaded
+    blocks compiled by an earlier run crashed with garbage view shapes ("invalid shape dimension
+    -1424775581556458564"), in 5 of 5 runs; fresh compiles never did. Compiling costs ~1 minute a run."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    inductor_config.fx_graph_cache = False
+    functorch_config.enable_autograd_cache = False

@@ -1,0 +1,187 @@
+"""Training a SleepLM on a task: a LightningModule, a quiet Trainer, and ``train(cfg)`` tying them up.
+
+    result = train(TINY_RULE110)                     # live on a CPU, ~1 minute
+    result = train(cfg, on_eval=plot.add_point)      # a callback gets every eval record (live plots)
+
+Lightning runs the loop (device placement, progress bar); the optimisation itself is manual, so a
+step object (``step.py``) does forward, backward and update and can be swapped for a CUDA-graph step.
+The loader yields step *indices*; the batch of step i is generated from (seed, i) on the device
+(``config.py``), so a resumed run sees exactly the batches the uninterrupted run would have seen.
+
+The run directory (``cfg.out``) holds ``config.json``, ``metrics.jsonl`` (one eval record a line:
+step, tokens, loss, exact, per_label, n_sleep, wall_s), ``checkpoint.sleeplab`` (the latest, written
+every ``save_every`` steps and at the end) and ``done.json`` once the budget is spent.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+import torch
+
+from ..api import evaluate
+from ..device import pick_device
+from ..model import SleepLM
+from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_checkpoint, save_checkpoint
+from .config import TrainConfig, derive_seed, draw_n_sleep, held_out, train_batch
+from .optim import WarmupConstant, build_optimizers
+from .step import make_step
+
+# fields that may change when a run is resumed: they set the budget and the bookkeeping, not the updates
+RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "progress", "fast", "out"}
+
+
+def make_trainer(progress: bool = False, **kw) -> L.Trainer:
+    """A Trainer that prints nothing but our own output (ecosystem.md §5); a bar only if asked, never in CI."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # GPU/TPU lines, tips, "fit stopped"
+    logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")      # torch 2.13 FutureWarning via lightning
+    defaults = dict(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                    enable_model_summary=False, enable_progress_bar=progress and not os.environ.get("CI"))
+    return L.Trainer(**{**defaults, **kw})
+
+
+@dataclass
+class RunResult:
+    model: SleepLM
+    train_config: TrainConfig
+    metrics: list[dict] = field(default_factory=list)   # every eval record, oldest first
+    out: Path | None = None
+
+    @property
+    def final(self) -> dict:
+        return self.metrics[-1] if self.metrics else {}
+
+
+class SleepModule(L.LightningModule):
+    def __init__(self, cfg: TrainConfig, on_eval: Callable[[dict], None] | None = None, resume: bool = False):
+        super().__init__()
+        self.automatic_optimization = False  # the step object owns backward and the optimisers
+        self.cfg, self.on_eval = cfg, on_eval
+        self.run_device = pick_device(None if cfg.device == "auto" else cfg.device)
+        self.task_config = cfg.task_config()
+        with torch.random.fork_rng(devices=[]):  # initial weights from the run's seed, caller's RNG untouched
+            torch.manual_seed(derive_seed(cfg.seed, "init"))
+            self.model = SleepLM(cfg.model_config())
+        self.total, self.tokens_per_step = cfg.total_steps(), cfg.tokens_per_step()
+        self.start, self.wall_before, self.metrics, self.optimizer_states = 0, 0.0, [], None
+        self.reached = 0  # steps done so far; the run is finished when it reaches self.total
+        self.out = Path(cfg.out) if cfg.out else None
+        if self.out is not None and (self.out / CHECKPOINT).exists():
+            if not resume:
+                raise ValueError(f"{self.out} already holds a run: resume it (resume=True, --resume) "
+                                 "or choose another out directory")
+            self._restore(self.out / CHECKPOINT)
+        self.eval_set = held_out(cfg.task, self.task_config, cfg.eval_size).to(self.run_device)
+
+    def _restore(self, path: Path) -> None:
+        ckpt = load_checkpoint(path)
+        saved, now = ckpt.train_config.to_dict(), self.cfg.to_dict()
+        changed = sorted(k for k in now if k not in RESUMABLE and now[k] != saved[k])
+        if changed:
+            raise ValueError(f"cannot resume {path}: {changed} differ from the checkpoint's "
+                             f"({ {k: saved[k] for k in changed} }); only {sorted(RESUMABLE)} may change")
+        if ckpt.manifest["data_device"] != self.run_device.type:
+            raise ValueError(f"cannot resume {path} on {self.run_device.type}: its batches were drawn by a "
+                             f"{ckpt.manifest['data_device']} generator, so the data stream would change")
+        if ckpt.step > self.total:
+            raise ValueError(f"{path} is at step {ckpt.step}, past this budget of {self.total} steps")
+        self.model.load_state_dict(ckpt.model_state)
+        self.start = self.reached = ckpt.step
+        self.wall_before = ckpt.manifest["wall_s"]
+        self.optimizer_states = ckpt.optimizer_states
+        lines = (self.out / METRICS).read_text().splitlines() if (self.out / METRICS).exists() else []
+        self.metrics = [r for r in map(json.loads, lines) if r["step"] <= self.start]  # drop the lost tail
+
+    # --- Lightning hooks ----------------------------------------------------------------------
+    def configure_optimizers(self):
+        # called after Lightning moved the model to its device, so optimiser state lands there too
+        cfg = self.cfg
+        fast = cfg.fast and self.run_device.type == "cuda"
+        self.opts = build_optimizers(self.model, cfg.muon_lr, cfg.adam_lr, cfg.weight_decay, capturable=fast)
+        if self.optimizer_states is not None:
+            for opt, state in zip(self.opts, self.optimizer_states, strict=True):
+                opt.load_state_dict(state)
+        self.step_fn = make_step(self.model, self.opts, WarmupConstant(cfg.warmup_steps), cfg.grad_clip,
+                                 cfg.precision, cfg.fast)
+        return self.opts
+
+    def train_dataloader(self):
+        return range(self.start, self.total)  # step indices; batches are made in training_step
+
+    def on_train_start(self):
+        self.clock, self.loss_sum, self.loss_count = time.perf_counter(), None, 0
+        if self.start == 0:
+            self.record(0)  # the untrained model: the curve starts at chance
+
+    def training_step(self, index, _):
+        cfg, step = self.cfg, int(index)
+        batch = train_batch(cfg, step, self.run_device, self.task_config)
+        loss = self.step_fn(batch, draw_n_sleep(self.model.config, cfg.seed, step), step)
+        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss  # no host sync per step
+        self.loss_count += 1
+        if self.trainer.progress_bar_callback is not None:
+            self.log("loss", loss, prog_bar=True)
+        done = self.reached = step + 1
+        if done % cfg.eval_every == 0 or done == self.total:
+            self.record(done)
+        if self.out is not None and (done % cfg.checkpoint_every() == 0 or done == self.total):
+            self.save(done)
+
+    # --- records and checkpoints -------------------------------------------------------------
+    def wall_s(self) -> float:
+        return self.wall_before + time.perf_counter() - self.clock
+
+    def record(self, step: int) -> dict:
+        scores = evaluate(self.model, self.eval_set, chunk_size=self.cfg.batch_size)
+        loss = (self.loss_sum / self.loss_count).item() if self.loss_count else None
+        self.loss_sum, self.loss_count = None, 0
+        scores.pop("examples")
+        rec = {"step": step, "tokens": step * self.tokens_per_step, "loss": loss, **scores,
+               "wall_s": round(self.wall_s(), 3)}  # scores: exact, per_label, n_sleep and the task's extras
+        self.metrics.append(rec)
+        if self.out is not None:
+            with open(self.out / METRICS, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if self.on_eval is not None:
+            self.on_eval(rec)
+        return rec
+
+    def save(self, step: int) -> None:
+        save_checkpoint(self.out / CHECKPOINT, self.cfg, self.model, self.opts, self.task_config, step,
+                        tokens=step * self.tokens_per_step, wall_s=self.wall_s(), data_device=self.run_device.type,
+                        metrics=self.metrics[-1] if self.metrics else None)
+
+    def prepare_out(self) -> None:
+        """config.json, and metrics.jsonl as of the restored step (records past it are re-made)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in self.metrics))
+        (self.out / DONE).unlink(missing_ok=True)  # a longer budget re-opens a finished run
+
+
+def accelerator_of(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return dict(accelerator="gpu", devices=[device.index or 0])
+    return dict(accelerator="cpu", devices=1)
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, on_eval: Callable[[dict], None] | None = None,
+          **trainer_kw) -> RunResult:
+    """Train (or with ``resume`` continue) the run ``cfg`` describes; extra kwargs go to the Trainer."""
+    module = SleepModule(cfg, on_eval=on_eval, resume=resume)
+    if module.out is not None:
+        module.prepare_out()
+    if module.start < module.total:
+        make_trainer(cfg.progress, **{**accelerator_of(module.run_device), **trainer_kw}).fit(module)
+    if module.out is not None and module.reached == module.total:
+        (module.out / DONE).write_text(json.dumps({"step": module.total, "final": module.metrics[-1]}) + "\n")
+    module.model.eval()
+    return RunResult(module.model, cfg, module.metrics, module.out)

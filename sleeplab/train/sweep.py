@@ -1,0 +1,124 @@
+"""Many runs from one TOML grid: every combination of the grid's values, each in its own directory.
+
+    out = "runs/rule110_t16"          # run directories go under here (relative to the TOML file)
+    parallel = 2                      # runs at once, e.g. several small runs sharing one GPU
+
+    [base]                            # TrainConfig fields every run shares
+    task = "rule110"
+    tokens = "40M"
+    task_args = { t = 16 }
+
+    [grid]                            # lists to combine; "task_args.x" / "model_args.x" reach inside
+    "model_args.n_sleep" = [1, 2, 4]
+    seed = [0, 1]
+
+gives six runs named like ``n_sleep-2_seed-1``. Each run is a ``sleeplab train --resume`` subprocess
+with its own log, so the sweep is resumable: a finished run (checkpoint plus ``done.json`` at the
+budget) is skipped, an unfinished one continues from its checkpoint, a new one starts.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import TrainConfig
+from .checkpoint import CHECKPOINT, CONFIG, DONE
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = None
+
+
+def read_grid(path) -> dict:
+    path = Path(path)
+    if tomllib is None:
+        raise RuntimeError("reading TOML needs Python >= 3.11 (tomllib)")
+    with open(path, "rb") as f:
+        grid = tomllib.load(f)
+    unknown = sorted(set(grid) - {"out", "parallel", "base", "grid"})
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {unknown}; allowed: out, parallel, base, grid")
+    return grid
+
+
+def expand(grid: dict, root: Path) -> list[tuple[str, TrainConfig]]:
+    """[(name, config)] for every combination of the grid's lists, each config's ``out`` set."""
+    axes = grid.get("grid", {})
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid entry {key!r} must be a non-empty list, got {values!r}")
+    runs = []
+    for combo in itertools.product(*axes.values()):
+        cfg = json.loads(json.dumps(grid.get("base", {})))  # a deep copy
+        parts = []
+        for key, value in zip(axes, combo):
+            head, _, leaf = key.rpartition(".")
+            if head not in ("", "task_args", "model_args"):
+                raise ValueError(f"grid key {key!r}: only 'task_args.' and 'model_args.' may prefix a field")
+            (cfg.setdefault(head, {}) if head else cfg)[leaf] = value
+            parts.append(f"{leaf}-{value}".replace("/", "_").replace(" ", ""))
+        name = "_".join(parts) or "run"
+        cfg["out"] = str(root / name)
+        runs.append((name, TrainConfig.from_dict(cfg)))
+    return runs
+
+
+def state(cfg: TrainConfig) -> str:
+    """'done', 'partial' (has a checkpoint) or 'new'."""
+    out = Path(cfg.out)
+    if (out / DONE).exists() and (out / CHECKPOINT).exists():
+        if json.loads((out / DONE).read_text())["step"] == cfg.total_steps():
+            return "done"
+    return "partial" if (out / CHECKPOINT).exists() else "new"
+
+
+def _launch(name: str, cfg: TrainConfig, threads: int) -> subprocess.Popen:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    cmd = [sys.executable, "-m", "sleeplab.train.cli", "train", "--config", str(out / CONFIG), "--resume"]
+    with open(out / "log.txt", "a") as log:  # the child keeps its own copy of the handle
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def run_sweep(path, parallel: int | None = None, dry_run: bool = False) -> int:
+    """Run the grid; returns 0 when every run finished, 1 otherwise (see each run's log.txt)."""
+    grid = read_grid(path)
+    root = Path(path).parent / grid.get("out", Path(path).stem)
+    runs = expand(grid, root)
+    parallel = parallel or grid.get("parallel", 1)
+    if not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
+    todo = []
+    for name, cfg in runs:
+        status = state(cfg)
+        print(json.dumps({"run": name, "state": status, "out": cfg.out}), flush=True)
+        if status != "done":
+            todo.append((name, cfg))
+    if dry_run or not todo:
+        return 0
+    threads = max(1, (os.cpu_count() or 1) // parallel)  # CPU runs share the cores instead of fighting
+    running, failed = {}, []
+    try:
+        while todo or running:
+            while todo and len(running) < parallel:
+                name, cfg = todo.pop(0)
+                running[name] = _launch(name, cfg, threads)
+            time.sleep(0.2)
+            for name, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    print(json.dumps({"run": name, "exit": proc.returncode}), flush=True)
+                    if proc.returncode:
+                        failed.append(name)
+    finally:
+        for proc in running.values():  # interrupted: stop our children; their checkpoints stay
+            proc.terminate()
+    return 1 if failed else 0
