@@ -31,7 +31,7 @@ from sleeplab.model import SleepLM
 from sleeplab.presets import PAPER_RULE110, preset
 from sleeplab.sleep import sleep_forward, window_plan
 from sleeplab.tasks import rule110
-from sleeplab.train.fast import GraphedStep
+from sleeplab.train.fast import GraphedStep, Prefetcher
 from sleeplab.train.loss import masked_cross_entropy, model_loss
 from sleeplab.train.optim import WarmupConstant, build_optimizers
 from sleeplab.train.step import EagerStep
@@ -60,15 +60,20 @@ def flops_per_step(model, batch_size: int, plan, n_sleep: int) -> float:
     return 3 * batch_size * total
 
 
-def measure(step, model, task_cfg, batch_size, n_sleep, steps, warmup, device, seed=0):
+def measure(step, model, task_cfg, batch_size, n_sleep, steps, warmup, device, prefetch=False, seed=0):
+    """Time ``steps`` training steps after ``warmup``; data made on the device every step (on a side
+    stream, one step ahead, when ``prefetch``), as in training."""
     gen = torch.Generator(device).manual_seed(seed)
-    batch = rule110.make_batch(task_cfg, batch_size, gen)
-    for i in range(warmup):
-        step(rule110.make_batch(task_cfg, batch_size, gen), n_sleep, i)
-    dev.synchronize(device)
-    start = time.perf_counter()
-    for i in range(steps):
-        loss = step(rule110.make_batch(task_cfg, batch_size, gen), n_sleep, warmup + i)
+    make = lambda i: rule110.make_batch(task_cfg, batch_size, gen)  # noqa: E731
+    source = Prefetcher(make, device) if prefetch else None
+    batch = make(-1)
+    for i in range(warmup + steps):
+        if i == warmup:
+            dev.synchronize(device)
+            start = time.perf_counter()
+        loss = step(source.get(i) if source else make(i), n_sleep, i)
+        if source:
+            source.prefetch(i + 1)
     dev.synchronize(device)
     seconds = time.perf_counter() - start
     if not torch.isfinite(loss):
@@ -114,7 +119,7 @@ def main(argv=None):
                 step = functools.partial(_eager_call, EagerStep(model, opts, schedule))
             steps = args.steps if fast else args.eager_steps
             batch, seconds, loss = measure(step, model, task_cfg, args.batch_size, n_sleep, steps,
-                                           args.warmup, device)
+                                           args.warmup, device, prefetch=fast and device.type == "cuda")
             tokens = args.batch_size * batch.seq_len * steps
             plan = window_plan(batch.loss_mask, batch.seq_len, cfg.window)
             flops = flops_per_step(model, args.batch_size, plan, n_sleep) * steps

@@ -76,3 +76,19 @@ def side_stream_warmup(device: torch.device):
 
 def wait_stream(device: torch.device, stream) -> None:
     torch.cuda.current_stream(device).wait_stream(stream)
+
+
+def new_stream(device: torch.device):
+    return torch.cuda.Stream(device)
+
+
+def use_stream(stream):
+    return torch.cuda.stream(stream)
+
+
+def hand_over(tensors, device: torch.device) -> None:
+    """Tensors made on a side stream and used on the current one: tell the allocator, so their memory
+    is not reused by the side stream before the current stream is done with them."""
+    current = torch.cuda.current_stream(device)
+    for t in tensors:
+        t.record_stream(current)

@@ -130,6 +130,44 @@ def figures(curves_path: str = "data/results/curves.json", out_dir: str = "docs/
     return paths
 
 
+def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int = 1024, seed: int = 20261126,
+             card: str = "NVIDIA H200") -> Path:
+    """Write ``MANIFEST.json`` beside the shipped checkpoints: where each came from, its checksum, the
+    held-out accuracy at the end of training, and a re-evaluation on a FRESH held-out set (another
+    seed of the reserved evaluation partition) on this machine's CPU."""
+    import hashlib
+
+    import torch
+
+    from . import load
+    from .api import evaluate
+    from .train.checkpoint import read_manifest
+    entries = []
+    for path in sorted(Path(ckpt_dir).glob("*.sleeplab")):
+        info = read_manifest(path)
+        model = load(path)
+        from .tasks import get_task
+        task = get_task(info["task"])
+        batch = task.make_batch(task.Config(**info["task_config"]), eval_size,
+                                torch.Generator().manual_seed(seed), split="eval")
+        n = info["model_config"]["n_sleep"]
+        with torch.no_grad():
+            fresh = evaluate(model, batch, n_sleep=n)
+        entries.append({
+            "file": path.name, "cell": path.stem, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "command": f"python -m sleeplab.reproduce run {path.stem}", "card": card,
+            "tokens": info["tokens"], "n_sleep": n, "task_config": info["task_config"],
+            "model_config": info["model_config"], "code": info["code"],
+            "heldout_at_training_end": info["metrics"],
+            "fresh_cpu_eval": {"examples": eval_size, "seed": seed, "exact": fresh["exact"],
+                               "per_label": fresh["per_label"]},
+        })
+        print(path.name, info["metrics"]["exact"], fresh["exact"], flush=True)
+    out = Path(ckpt_dir) / "MANIFEST.json"
+    out.write_text(json.dumps(entries, indent=1) + "\n")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m sleeplab.reproduce", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +183,9 @@ def main(argv=None):
     f = sub.add_parser("figures", help="re-draw docs/figures from data/results (no training)")
     f.add_argument("--curves", default="data/results/curves.json")
     f.add_argument("--out", default="docs/figures")
+    m = sub.add_parser("manifest", help="checksums and a fresh CPU re-evaluation of data/checkpoints")
+    m.add_argument("--dir", default="data/checkpoints")
+    m.add_argument("--eval-size", type=int, default=1024)
     sub.add_parser("list", help="list the cells")
     args = ap.parse_args(argv)
     if args.cmd == "run":
@@ -152,6 +193,8 @@ def main(argv=None):
     elif args.cmd == "figures":
         for path in figures(args.curves, args.out):
             print("wrote", path)
+    elif args.cmd == "manifest":
+        print("wrote", manifest(args.dir, args.eval_size))
     elif args.cmd == "collect":
         collect(args.runs_dir, args.out, args.card)
     else:

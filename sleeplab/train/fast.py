@@ -6,11 +6,11 @@ thousands of small kernels, and in eager PyTorch the CPU cannot launch them as f
 them (measurements.md: ~1-2 % of the card's peak). A CUDA graph records the kernels of one step once
 and replays them with a single launch, so the GPU never waits for Python.
 
-Two changes, measured on an H200 for the paper's model at batch 512 (``benchmarks/throughput.py``,
-numbers in ``data/results/throughput.json``): the graph removes the CPU launch bottleneck (eager
-0.52 -> 1.6 M tokens/s at N = 1), and ``torch.compile`` of each block fuses the many small
-elementwise kernels that remain (-> 3.2 M tokens/s at N = 1, 0.89 M at N = 4). Compiling costs
-about a minute per run, once; ``compile_blocks=False`` skips it.
+Measured on an H200 for the paper's model at batch 512 (``benchmarks/throughput.py``; each change,
+its prediction and its outcome are in ``docs/speed_notes.md``): the graph removes the CPU launch
+bottleneck, ``torch.compile`` of each block fuses the many small elementwise kernels that remain, and
+the :class:`Prefetcher` overlaps data generation with the step. Compiling costs about a minute per
+run, once; ``compile_blocks=False`` skips it.
 
 What a graph needs, and how the step provides it:
 * static shapes and addresses: every batch is copied into the same input buffers, and gradients are
@@ -25,6 +25,8 @@ The first ``eager_calls`` steps for each N run eagerly on a side stream (CUDA re
 capture); they are real training steps, so the sequence of updates is the same as the eager step's.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -112,3 +114,31 @@ def _no_compile_caches() -> None:
     import torch._inductor.config as inductor_config
     inductor_config.fx_graph_cache = False
     functorch_config.enable_autograd_cache = False
+
+
+class Prefetcher:
+    """Makes batch i+1 on a side CUDA stream while the GPU runs step i.
+
+    The task generators draw candidates and keep those on the right side of the train/eval partition,
+    which needs one look at the data on the host (``nonzero``). On the main stream that look waits for
+    the whole queued training step; on a side stream it waits only for the generator's own kernels,
+    so generation overlaps the replayed step instead of stalling between steps.
+    """
+
+    def __init__(self, make: Callable[[int], object], device: torch.device):
+        self.make, self.device = make, device
+        self.stream = dev.new_stream(device)
+        self.pending = None  # (index, batch)
+
+    def get(self, index: int):
+        if self.pending is None or self.pending[0] != index:
+            self.pending = None
+            return self.make(index)
+        batch, self.pending = self.pending[1], None
+        dev.wait_stream(self.device, self.stream)
+        dev.hand_over((batch.tokens, batch.loss_mask, batch.targets), self.device)
+        return batch
+
+    def prefetch(self, index: int) -> None:
+        with dev.use_stream(self.stream):
+            self.pending = (index, self.make(index))
