@@ -1,0 +1,80 @@
+"""Figure helpers: they build, carry the data asked for, and the slider wiring updates the figure."""
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from sleeplab import viz
+
+
+def test_heatmap_from_tensor_is_centred():
+    fig = viz.heatmap(torch.tensor([[1.0, -2.0], [0.0, 3.0]]), title="S", zmax=3)
+    hm = fig.data[0]
+    assert isinstance(hm, go.Heatmap) and hm.zmid == 0 and hm.zmax == 3 and hm.zmin == -3
+    assert [list(row) for row in hm.z] == [[1.0, -2.0], [0.0, 3.0]]
+
+
+def test_heatmaps_share_scale_and_add_bar_panel():
+    fig = viz.heatmaps([torch.eye(3), -torch.eye(3)], ["a", "b"], zmax=1,
+                       bars=dict(title="err", x=[0, 1], series={"hebbian": [0.1, 0.2], "delta": [0, 0]}))
+    kinds = [type(t).__name__ for t in fig.data]
+    assert kinds == ["Heatmap", "Heatmap", "Bar", "Bar"]
+    assert fig.layout.barmode == "group"
+    per_panel = viz.heatmaps([torch.eye(2), torch.eye(2)], ["a", "b"], zmax=[1, 3])
+    assert [t.zmax for t in per_panel.data] == [1, 3]
+
+
+def test_lines_with_chance_line():
+    fig = viz.lines([1, 2, 3], {"delta": [1, 0.9, 0.5], "hebbian": ([1, 2], [1, 0.7])}, chance=0.25)
+    assert [t.name for t in fig.data] == ["delta", "hebbian"]
+    assert list(fig.data[1].x) == [1, 2]
+    assert fig.layout.shapes[0].y0 == 0.25       # add_hline draws a shape
+    per_x = viz.lines([1, 2, 4], {"a": [1, 1, 1]}, chance=[1, 0.5, 0.25], chance_label="1/n")
+    assert per_x.data[-1].name == "1/n" and per_x.data[-1].line.dash == "dash"
+
+
+ROWS = [dict(T=T, attn_s=T * T * 1e-8, window_s=T * 1e-6, gdn_s=T * 2e-6, kv_bytes=T * 100,
+             window_kv_bytes=6400, state_bytes=4096) for T in (64, 128, 256)]
+
+
+def test_timing_figure_and_marker():
+    fig = viz.timing_figure(ROWS, "test cpu")
+    assert len(fig.data) == 8                     # 3 timing + 3 memory + 2 markers
+    viz.timing_marker(fig, ROWS, 256)
+    assert fig.data[-1].x == (256, 256)
+    assert fig.layout.title.text.startswith("T = 256 tokens")
+
+
+def test_int_slider_fires_on_release_only():
+    s = viz.int_slider("t", 1, 9, value=3)
+    assert (s.min, s.max, s.value, s.continuous_update) == (1, 9, 3, False)
+
+
+def test_link_updates_figure_widget_when_slider_moves():
+    pytest.importorskip("anywidget")
+    fw = viz.live(viz.timing_figure(ROWS))
+    slider = viz.choice_slider("context", [r["T"] for r in ROWS])
+    box = viz.link(slider, fw, lambda f, T: viz.timing_marker(f, ROWS, T))
+    assert fw.layout.title.text.startswith("T = 64 tokens")
+    slider.value = 128
+    assert fw.layout.title.text.startswith("T = 128 tokens")
+    with pytest.raises(ValueError, match="was not measured"):
+        viz.timing_marker(fw, ROWS, 100)
+    assert box.children == (slider, fw)
+
+
+def test_influence_figures():
+    m = torch.tensor([[1.0, 0.5, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.2], [0.0, 0.0, 0.0, 1.0]])
+    maps = {"hard": m, "full": m + torch.ones(4, 4).triu()}
+    heat = viz.influence_maps(maps, window=2)
+    assert len(heat.data) == 2
+    fig = viz.influence_lines(maps, window=2)
+    viz.influence_at(fig, maps, 3)
+    assert fig.data[0].y[0] == viz.FLOOR and fig.data[0].y[2] == pytest.approx(0.2)
+    assert fig.data[-1].x == (3, 3)
+    assert "hard" in fig.layout.title.text and "full" not in fig.layout.title.text
+
+
+def test_series_colours_are_distinct_and_named_ideas_keep_theirs():
+    fig = viz.lines([1, 2], {"hebbian": [1, 1], "a": [1, 1], "b": [1, 1], "c": [1, 1], "d": [1, 1]})
+    colours = [t.line.color for t in fig.data]
+    assert colours[0] == viz.COLORS["hebbian"] and len(set(colours)) == 5
