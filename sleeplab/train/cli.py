@@ -90,7 +90,9 @@ def _train_parser(sub, task: str) -> None:
             ("eval_every", int, "steps between held-out evaluations"),
             ("eval_size", int, "held-out examples"),
             ("save_every", int, "steps between checkpoints (default: eval_every)"),
-            ("device", str, "auto, cpu, cuda or cuda:N"), ("out", str, "run directory")]:
+            ("device", str, "auto, cpu, cuda or cuda:N"),
+            ("threads", int, "CPU threads (default: torch's; 1 is fastest for tiny models)"),
+            ("out", str, "run directory")]:
         default = "" if "default" in text else f" (default {DEFAULTS[name]})"
         r.add_argument("--" + name.replace("_", "-"), type=kind, help=text + default)
     r.add_argument("--precision", choices=PRECISIONS, help=f"(default {DEFAULTS['precision']})")
@@ -122,6 +124,7 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> TrainConfig:
+    """TrainConfig defaults, then --recipe or --config, then the flags given."""
     base = TrainConfig().to_dict()
     if args.recipe:
         base = RECIPES[args.recipe].to_dict()
@@ -143,7 +146,8 @@ def config_from_args(args) -> TrainConfig:
 
 
 def run_eval(args) -> dict:
-    """Score a checkpoint on the run's held-out set (same items as during training) at each N."""
+    """Score a checkpoint on held-out examples at each N; at the run's own eval_size (the default) they
+    are the very items it was scored on during training."""
     from ..api import evaluate, load
     from .config import held_out
     model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
@@ -172,12 +176,16 @@ def main(argv=None) -> int:
     task = pre.parse_known_args(argv)[0].task
     parser = build_parser(task if task in TASKS else "rule110")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as err:  # bad config, missing or damaged checkpoint, bad grid
+        parser.exit(2, f"sleeplab {args.command}: error: {err}\n")
+
+
+def _run(args) -> int:
     if args.command == "train":
         from .module import train  # Lightning loads only for commands that train
-        try:
-            cfg = config_from_args(args)
-        except (ValueError, TypeError) as err:
-            parser.error(str(err))
+        cfg = config_from_args(args)
         result = train(cfg, resume=args.resume, on_eval=_print)
         print(json.dumps({"done": True, "out": cfg.out, **result.final}))
     elif args.command == "eval":

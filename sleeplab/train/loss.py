@@ -18,7 +18,8 @@ def masked_cross_entropy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     Computed over every position and then masked, rather than by boolean indexing, so the shape never
     depends on the data: no host synchronisation, and a CUDA graph can record it.
     """
-    per_token = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none")
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 up, float64 kept
+    per_token = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="none")
     mask = batch.loss_mask.flatten().to(per_token.dtype)
     return (per_token * mask).sum() / mask.sum().clamp(min=1)
 

@@ -8,12 +8,17 @@ step object (``step.py``) does forward, backward and update and can be swapped f
 The loader yields step *indices*; the batch of step i is generated from (seed, i) on the device
 (``config.py``), so a resumed run sees exactly the batches the uninterrupted run would have seen.
 
-The run directory (``cfg.out``) holds ``config.json``, ``metrics.jsonl`` (one eval record a line:
-step, tokens, loss, exact, per_label, n_sleep, wall_s), ``checkpoint.sleeplab`` (the latest, written
-every ``save_every`` steps and at the end) and ``done.json`` once the budget is spent.
+Every ``eval_every`` steps (and at steps 0 and last) the model is scored on the held-out set at its
+configured N. A record holds step, tokens, loss (mean training loss since the previous record), exact,
+per_label, the task's breakdowns (e.g. per_state), n_sleep and wall_s (summed over resumes).
+
+The run directory (``cfg.out``) holds ``config.json``, ``metrics.jsonl`` (one record a line),
+``checkpoint.sleeplab`` (the latest, written every ``save_every`` steps and at the end) and
+``done.json`` once the budget is spent.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +40,7 @@ from .optim import WarmupConstant, build_optimizers
 from .step import make_step
 
 # fields that may change when a run is resumed: they set the budget and the bookkeeping, not the updates
-RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "progress", "fast", "out"}
+RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "threads", "progress", "fast", "out"}
 
 
 def make_trainer(progress: bool = False, **kw) -> L.Trainer:
@@ -72,6 +77,7 @@ class SleepModule(L.LightningModule):
             self.model = SleepLM(cfg.model_config())
         self.total, self.tokens_per_step = cfg.total_steps(), cfg.tokens_per_step()
         self.start, self.wall_before, self.metrics, self.optimizer_states = 0, 0.0, [], None
+        self.loss_sum, self.loss_count = None, 0  # training loss since the last record, summed on device
         self.reached = 0  # steps done so far; the run is finished when it reaches self.total
         self.out = Path(cfg.out) if cfg.out else None
         if self.out is not None and (self.out / CHECKPOINT).exists():
@@ -83,7 +89,7 @@ class SleepModule(L.LightningModule):
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
-        saved, now = ckpt.train_config.to_dict(), self.cfg.to_dict()
+        saved, now = (json.loads(json.dumps(c.to_dict())) for c in (ckpt.train_config, self.cfg))  # tuples as lists
         changed = sorted(k for k in now if k not in RESUMABLE and now[k] != saved[k])
         if changed:
             raise ValueError(f"cannot resume {path}: {changed} differ from the checkpoint's "
@@ -96,6 +102,9 @@ class SleepModule(L.LightningModule):
         self.model.load_state_dict(ckpt.model_state)
         self.start = self.reached = ckpt.step
         self.wall_before = ckpt.manifest["wall_s"]
+        # so the next record's loss is exact; checkpoints written before 26 Nov 2026 lack it
+        total, self.loss_count = ckpt.manifest.get("loss_since_record", [0.0, 0])
+        self.loss_sum = torch.tensor(total) if self.loss_count else None
         self.optimizer_states = ckpt.optimizer_states
         lines = (self.out / METRICS).read_text().splitlines() if (self.out / METRICS).exists() else []
         self.metrics = [r for r in map(json.loads, lines) if r["step"] <= self.start]  # drop the lost tail
@@ -117,7 +126,7 @@ class SleepModule(L.LightningModule):
         return range(self.start, self.total)  # step indices; batches are made in training_step
 
     def on_train_start(self):
-        self.clock, self.loss_sum, self.loss_count = time.perf_counter(), None, 0
+        self.clock = time.perf_counter()
         if self.start == 0:
             self.record(0)  # the untrained model: the curve starts at chance
 
@@ -157,7 +166,8 @@ class SleepModule(L.LightningModule):
     def save(self, step: int) -> None:
         save_checkpoint(self.out / CHECKPOINT, self.cfg, self.model, self.opts, self.task_config, step,
                         tokens=step * self.tokens_per_step, wall_s=self.wall_s(), data_device=self.run_device.type,
-                        metrics=self.metrics[-1] if self.metrics else None)
+                        metrics=self.metrics[-1] if self.metrics else None,
+                        loss_since_record=[self.loss_sum.item() if self.loss_count else 0.0, self.loss_count])
 
     def prepare_out(self) -> None:
         """config.json, and metrics.jsonl as of the restored step (records past it are re-made)."""
@@ -173,9 +183,26 @@ def accelerator_of(device: torch.device) -> dict:
     return dict(accelerator="cpu", devices=1)
 
 
+@contextlib.contextmanager
+def cpu_threads(count: int | None):
+    """torch's CPU thread count set to ``count`` inside, restored after (None: left alone)."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, on_eval: Callable[[dict], None] | None = None,
           **trainer_kw) -> RunResult:
     """Train (or with ``resume`` continue) the run ``cfg`` describes; extra kwargs go to the Trainer."""
+    with cpu_threads(cfg.threads):
+        return _train(cfg, resume, on_eval, trainer_kw)
+
+
+def _train(cfg, resume, on_eval, trainer_kw) -> RunResult:
     module = SleepModule(cfg, on_eval=on_eval, resume=resume)
     if module.out is not None:
         module.prepare_out()

@@ -12,7 +12,7 @@
     "model_args.n_sleep" = [1, 2, 4]
     seed = [0, 1]
 
-gives six runs named like ``n_sleep-2_seed-1``. Each run is a ``sleeplab train --resume`` subprocess
+gives six runs named like ``n_sleep-2_seed-1`` (axes with one value are left out of names). Each run is a ``sleeplab train --resume`` subprocess
 with its own log, so the sweep is resumable: a finished run (checkpoint plus ``done.json`` at the
 budget) is skipped, an unfinished one continues from its checkpoint, a new one starts.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -62,7 +63,8 @@ def expand(grid: dict, root: Path) -> list[tuple[str, TrainConfig]]:
             if head not in ("", "task_args", "model_args"):
                 raise ValueError(f"grid key {key!r}: only 'task_args.' and 'model_args.' may prefix a field")
             (cfg.setdefault(head, {}) if head else cfg)[leaf] = value
-            parts.append(f"{leaf}-{value}".replace("/", "_").replace(" ", ""))
+            if len(axes[key]) > 1:  # a one-value axis names nothing
+                parts.append(f"{leaf}-{value}".replace("/", "_").replace(" ", ""))
         name = "_".join(parts) or "run"
         cfg["out"] = str(root / name)
         runs.append((name, TrainConfig.from_dict(cfg)))
@@ -106,6 +108,7 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False) -> int:
         return 0
     threads = max(1, (os.cpu_count() or 1) // parallel)  # CPU runs share the cores instead of fighting
     running, failed = {}, []
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a plain `kill` stops children too
     try:
         while todo or running:
             while todo and len(running) < parallel:
@@ -119,6 +122,7 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False) -> int:
                     if proc.returncode:
                         failed.append(name)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for proc in running.values():  # interrupted: stop our children; their checkpoints stay
             proc.terminate()
     return 1 if failed else 0

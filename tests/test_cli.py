@@ -1,0 +1,121 @@
+"""The sleeplab command: help, argparse errors that name allowed values, train/eval/export, sweeps."""
+import json
+import textwrap
+
+import pytest
+
+from sleeplab.train import TINY_RULE110
+from sleeplab.train.checkpoint import CHECKPOINT, DONE
+from sleeplab.train.cli import build_parser, config_from_args, main
+from sleeplab.train.sweep import expand, read_grid, run_sweep
+
+TINY_FLAGS = ["--t", "1", "--n-states", "2", "--width", "8", "--preset", "hybrid", "--d-model", "16",
+              "--n-heads", "2", "--batch-size", "8", "--steps", "2", "--eval-size", "8", "--device", "cpu",
+              "--threads", "1", "--precision", "fp32"]
+
+
+def fails(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], "{train,eval,export,sweep}"), (["train"], "--t INT"), (["train", "--task", "depo"], "--task-preset"),
+    (["eval"], "--n-sleep"), (["export"], "--dtype"), (["sweep"], "--parallel")])
+def test_every_command_has_help(argv, expected, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv + ["--help"])
+    assert info.value.code == 0 and expected in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "gpt"], "invalid choice: 'gpt' (choose from"),
+    (["train", "--task", "chess"], "invalid choice: 'chess' (choose from"),
+    (["train", "--precision", "fp16"], "choose from 'bf16', 'fp32'"),
+    (["train", "--t", "-2"], "t must be an integer >= 0"),
+    (["train", "--tokens", "lots"], "e.g. '40k', '500M', '2.5B'"),
+    (["train", "--task-arg", "depth=3"], "has no dials ['depth']; allowed: ['boundary', 'n_states', 't',"),
+    (["train", "--steps", "5", "--tokens", "1M"], "not both"),
+    (["eval", "x.sleeplab", "--split", "test"], "choose from 'eval', 'train'"),
+    (["export", "a", "b", "--dtype", "fp8"], "choose from 'bf16', 'fp32'"),
+    (["eval", "missing.sleeplab"], "sleeplab eval: error: no checkpoint at missing.sleeplab"),
+    (["train", "--config", "missing.json"], "sleeplab train: error: [Errno 2] No such file"),
+])
+def test_bad_flags_are_argparse_errors_naming_what_is_allowed(argv, message, capsys):
+    assert message in fails(argv, capsys)
+
+
+def test_flags_override_recipe_and_config_file(tmp_path):
+    args = build_parser().parse_args(["train", "--recipe", "tiny-rule110", "--t", "3", "--n-sleep", "2",
+                                      "--task-arg", "boundary=zero", "--model-arg", "pattern=attn,gdn",
+                                      "--steps", "5", "--grad-clip", "0", "--fast"])
+    cfg = config_from_args(args)
+    assert cfg.task_args == {**TINY_RULE110.task_args, "t": 3, "boundary": "zero"}
+    assert cfg.model_args == {**TINY_RULE110.model_args, "n_sleep": 2, "pattern": "attn,gdn"}
+    assert (cfg.steps, cfg.grad_clip, cfg.fast, cfg.batch_size) == (5, None, True, TINY_RULE110.batch_size)
+    (tmp_path / "c.json").write_text(json.dumps(cfg.to_dict()))
+    again = config_from_args(build_parser().parse_args(["train", "--config", str(tmp_path / "c.json"),
+                                                        "--seed", "7"]))
+    assert again.seed == 7 and again.task_args == cfg.task_args and again.steps == 5
+
+
+def test_train_eval_export_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY_FLAGS, "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["step"] for r in lines[:-1]] == [0, 2] and lines[-1]["done"] is True
+    assert main(["eval", str(out / CHECKPOINT), "--n-sleep", "1", "3", "--eval-size", "8",
+                 "--out", str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert set(report["results"]) == {"1", "3"} and report["examples"] == 8 and report["step"] == 2
+    assert json.loads(capsys.readouterr().out) == report
+    assert main(["export", str(out / CHECKPOINT), str(tmp_path / "small.sleeplab")]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "small.sleeplab").stat().st_size
+
+
+GRID = """
+    out = "runs"
+    parallel = 2
+    [base]
+    task = "rule110"
+    preset = "hybrid"
+    batch_size = 8
+    steps = 2
+    eval_size = 8
+    device = "cpu"
+    threads = 1
+    precision = "fp32"
+    task_args = { t = 1, n_states = 2, width = 8 }
+    model_args = { d_model = 16, n_heads = 2 }
+    [grid]
+    seed = [0, 1]
+    "model_args.n_sleep" = [2]
+"""
+
+
+def test_sweep_runs_the_grid_then_skips_finished_runs(tmp_path, capsys):
+    (tmp_path / "grid.toml").write_text(textwrap.dedent(GRID))
+    runs = expand(read_grid(tmp_path / "grid.toml"), tmp_path / "runs")
+    assert [name for name, _ in runs] == ["seed-0", "seed-1"]  # one-value axes do not name runs
+    assert all(cfg.model_args["n_sleep"] == 2 for _, cfg in runs)
+    assert run_sweep(tmp_path / "grid.toml") == 0
+    for name, _ in runs:
+        assert (tmp_path / "runs" / name / DONE).exists() and (tmp_path / "runs" / name / CHECKPOINT).exists()
+    capsys.readouterr()
+    assert run_sweep(tmp_path / "grid.toml") == 0
+    states = [json.loads(line)["state"] for line in capsys.readouterr().out.splitlines()]
+    assert states == ["done", "done"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour = 1", "unknown top-level keys \\['colour'\\]"),
+    ("[grid]\nseed = 3", "grid entry 'seed' must be a non-empty list"),
+    ("[grid]\n\"optim.lr\" = [1]", "only 'task_args.' and 'model_args.' may prefix"),
+    ("[grid]\nseeds = [1]", "does not know: \\['seeds'\\]"),
+])
+def test_bad_grids_are_refused(tmp_path, text, message):
+    (tmp_path / "g.toml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        run_sweep(tmp_path / "g.toml", dry_run=True)
