@@ -120,6 +120,11 @@ class SleepModule(L.LightningModule):
                 opt.load_state_dict(state)
         self.step_fn = make_step(self.model, self.opts, WarmupConstant(cfg.warmup_steps), cfg.grad_clip,
                                  cfg.precision, cfg.fast)
+        self.batches = None  # the fast path makes batch i+1 on a side stream while step i runs
+        if fast:
+            from .fast import Prefetcher
+            self.batches = Prefetcher(lambda i: train_batch(cfg, i, self.run_device, self.task_config),
+                                      self.run_device)
         return self.opts
 
     def train_dataloader(self):
@@ -132,8 +137,13 @@ class SleepModule(L.LightningModule):
 
     def training_step(self, index, _):
         cfg, step = self.cfg, int(index)
-        batch = train_batch(cfg, step, self.run_device, self.task_config)
+        if self.batches is not None:
+            batch = self.batches.get(step)
+        else:
+            batch = train_batch(cfg, step, self.run_device, self.task_config)
         loss = self.step_fn(batch, draw_n_sleep(self.model.config, cfg.seed, step), step)
+        if self.batches is not None:
+            self.batches.prefetch(step + 1)  # the same (seed, step) stream; an unused last batch is harmless
         self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss  # no host sync per step
         self.loss_count += 1
         if self.trainer.progress_bar_callback is not None:

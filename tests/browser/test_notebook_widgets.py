@@ -17,6 +17,10 @@ CASES = [
      0, []),
     ("03_fast_weight_capacity.ipynb", "ArrowRight", r"^pass 1 of 4, pair 0 written",
      r"^pass 1 of 4, pair 1 written", 0, ["PageUp"] * 3),
+    # 06 trains two tiny models live (~80 s on CPU) before its last cells finish; its first slider is k (hops)
+    ("06_depo_multihop.ipynb", "ArrowRight", r"^1 hop after", r"^2 hops after", 0, ["ArrowRight"]),
+    # 07: the first slider is n_ops (4 by default); at 3 operations the statements keep their labels
+    ("07_gsm_infinite.ipynb", "ArrowLeft", r"^4 operations, depth", r"^3 operations, depth", 0, []),
 ]
 
 
@@ -50,3 +54,16 @@ def test_sleep_notebook_n_slider_moves_accuracy_and_heatmap(page: Page, lab_url,
     expect(heatmap_title).to_have_text(re.compile(r"^S after pass 4 of 4"), timeout=30_000)
     plot.scroll_into_view_if_needed()
     lab.screenshot(plot, "04_sleep", tmp_path)
+
+
+def test_05_reasoning_depth_dropdown_redraws_live_chart(page: Page, lab_url, lab, tmp_path):
+    """05 has no slider: its live chart of training curves follows the run-group dropdown (the title
+    names the group). The screenshot is the notebook's headline, the depth x sleep grid (plot 0)."""
+    lab.run_notebook(page, lab_url, "05_reasoning_depth.ipynb")
+    title = lab.live_plot(page).locator(".gtitle")
+    expect(title).to_have_text(re.compile(r"^t = 8: N = 1, 2, 4"), timeout=30_000)
+    page.locator(".widget-dropdown select").first.select_option(label="t = 12: compute-matched control")
+    expect(title).to_have_text(re.compile(r"^t = 12: compute-matched control"), timeout=20_000)
+    figure = page.locator(".js-plotly-plot").nth(0)
+    figure.scroll_into_view_if_needed()
+    lab.screenshot(figure, "05_reasoning_depth", tmp_path)
