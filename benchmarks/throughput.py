@@ -17,7 +17,6 @@ card and model size.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import platform
 import sys
@@ -116,7 +115,7 @@ def main(argv=None):
             elif fast:
                 step = EagerStep(model, opts, schedule)
             else:
-                step = functools.partial(_eager_call, EagerStep(model, opts, schedule))
+                step = EagerStep(model, opts, schedule, loss_fn=eager_loss)
             steps = args.steps if fast else args.eager_steps
             batch, seconds, loss = measure(step, model, task_cfg, args.batch_size, n_sleep, steps,
                                            args.warmup, device, prefetch=fast and device.type == "cuda")
@@ -143,19 +142,6 @@ def main(argv=None):
     fresh = {key(r) for r in records}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps([r for r in old if key(r) not in fresh] + records, indent=1) + "\n")
-
-
-def _eager_call(step: EagerStep, batch, n_sleep, i):
-    """EagerStep with the reader's loss (Algorithm 1 for every N) instead of the N = 1 shortcut."""
-    for opt in step.optimizers:
-        opt.zero_grad(set_to_none=True)
-    with dev.autocast(step.model.device, step.bf16):
-        loss = eager_loss(step.model, batch, n_sleep)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(step.params, step.grad_clip)
-    for opt in step.optimizers:
-        opt.step()
-    return loss.detach()
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def graph_capture(graph, pool=None):
 
 def side_stream_warmup(device: torch.device):
     """Context for warm-up iterations on a side stream before graph capture, as CUDA graphs require."""
-    stream = torch.cuda.Stream(device)
+    stream = new_stream(device)
     stream.wait_stream(torch.cuda.current_stream(device))
     return torch.cuda.stream(stream), stream
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .train.config import TrainConfig
@@ -56,21 +57,21 @@ def run(names: list[str], out_root: str, device: str | None = None) -> None:
         changes = {"out": str(Path(out_root) / name)}
         if device is not None:
             changes["device"] = device
-        from dataclasses import replace
         train(replace(cfg, **changes), resume=(Path(out_root) / name).exists())
 
 
 def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | None = None) -> None:
     """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves."""
+    from .train.module import DONE, METRICS
     path = Path(out)
     curves = {c["cell"]: c for c in (json.loads(path.read_text()) if path.exists() else [])}
     for run_dir in sorted(Path(runs_dir).iterdir()):
-        metrics = run_dir / "metrics.jsonl"
+        metrics = run_dir / METRICS
         if run_dir.name not in CELLS or not metrics.exists():
             continue
         points = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         curves[run_dir.name] = {"cell": run_dir.name, "config": CELLS[run_dir.name].to_dict(), "card": card,
-                                "done": (run_dir / "DONE").exists() or (run_dir / "done.json").exists(),
+                                "done": (run_dir / DONE).exists(),
                                 "points": points}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(curves.values(), key=lambda c: c["cell"]), indent=1) + "\n")

@@ -23,8 +23,9 @@ from .optim import WarmupConstant
 
 class EagerStep:
     def __init__(self, model, optimizers, schedule: WarmupConstant, grad_clip: float | None = 1.0,
-                 precision: str = "bf16"):
-        self.model, self.optimizers, self.schedule = model, optimizers, schedule
+                 precision: str = "bf16", loss_fn=model_loss):
+        """loss_fn(model, batch, n_sleep, plan) -> scalar loss (benchmarks swap in plain Algorithm 1)."""
+        self.model, self.optimizers, self.schedule, self.loss_fn = model, optimizers, schedule, loss_fn
         self.grad_clip, self.bf16 = grad_clip, precision == "bf16"
         self.params = [p for p in model.parameters() if p.requires_grad]
 
@@ -32,7 +33,7 @@ class EagerStep:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         with autocast(self.model.device, self.bf16):
-            loss = model_loss(self.model, batch, n_sleep, plan)
+            loss = self.loss_fn(self.model, batch, n_sleep, plan)
         loss.backward()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
