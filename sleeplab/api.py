@@ -58,4 +58,5 @@ def evaluate(model: SleepLM, batch: Batch, n_sleep: int | None = None, chunk_siz
             preds.append(sleep_forward(model, tokens, mask, n_sleep=n, plan=plan).argmax(-1))
     model.train(was_training)
     scorer = get_task(batch.meta["task"]).exact_match if "task" in batch.meta else score
-    return {**scorer(torch.cat(preds), batch), "n_sleep": n, "examples": batch.batch_size}
+    # scored on the CPU, where every task keeps its meta tensors (per hop, per state, ...)
+    return {**scorer(torch.cat(preds).cpu(), batch.to("cpu")), "n_sleep": n, "examples": batch.batch_size}

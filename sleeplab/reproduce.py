@@ -2,13 +2,41 @@
 
 Every shipped curve in ``data/results/curves.json`` and checkpoint in ``data/checkpoints/`` names the
 cell it came from; ``python -m sleeplab.reproduce run CELL [CELL ...]`` re-runs any of them from
-scratch (GPU strongly advised: the paper's model at batch 512), and ``python -m sleeplab.reproduce
-collect RUNS_DIR`` gathers finished runs into ``data/results/curves.json``.
+scratch (GPU strongly advised: the paper's model at batch 512), ``python -m sleeplab.reproduce
+collect RUNS_DIR`` gathers finished runs into ``data/results/curves.json``, ``figures`` re-draws
+``docs/figures`` from that file (and ``data/results/test_time_n/``) alone and ``tables`` prints the
+seeds, ablation, Depo and test-time-N tables.
 
 Settings shared by every cell: the paper's Rule 110 model (4 blocks attn/GDN/attn/GDN, d = 256,
 L = 24, T = 100), batch 512, Muon 2e-3 on hidden matrices as in the paper, AdamW 1e-3 on the rest
 (the paper's 5e-5 trained far slower in ``measurements.md``; a deliberate deviation), 100 warm-up
-steps, bf16 on GPU, one seed unless the cell name says otherwise, equal token budgets across N.
+steps, bf16 on GPU, seed 0 unless the name ends in ``-seedS``, equal token budgets across N.
+
+Depo, scaled down (the paper's sizes, preset "paper75", are <= 75 one-token words, L = 75, edges over
+4 windows, a 10-layer d = 512 model): cycles of 17-32 one-token words (k up to 16 needs 17), L = 32,
+edges over 3 evicted windows, 8 queries in the last window, so T = 128; k ~ U[1, 16] in training as
+upstream, and the held-out set (same mix) is broken down per k. Same model and recipe as Rule 110, so
+its measured speed carries over (T and L close to Rule 110's): 150 M tokens per N.
+
+Several GPUs: one process per GPU, several cells per process run one after another, and several
+processes may share a GPU (each then gets ~60 % of its speed). The layout that keeps every cell under
+~4 minutes on 4 cards (the long cell, depo-n4, alone):
+
+    CUDA_VISIBLE_DEVICES=0 python -m sleeplab.reproduce run depo-n4 --out runs &
+    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.reproduce run rule110-t8-n4-seed1 --out runs &
+    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.reproduce run rule110-t8-n1-seed1 --out runs &
+    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.reproduce run depo-n1 --out runs &
+    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.reproduce run rule110-t8-n4-seed2 --out runs &
+    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.reproduce run rule110-t8-n1-seed2 --out runs &
+    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.reproduce run rule110-t8-n2-hebbian --out runs &
+    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.reproduce run rule110-t8-n1-x4tokens --out runs &
+    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.reproduce run depo-n2 --out runs &
+    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.reproduce run rule110-t8-n2-delta --out runs &
+    wait
+    python -m sleeplab.reproduce collect runs --card "NVIDIA H100 80GB HBM3"   # the card it ran on
+    python -m sleeplab.reproduce figures && python -m sleeplab.reproduce tables
+
+An interrupted cell resumes from its last checkpoint when the same line is run again.
 """
 from __future__ import annotations
 
@@ -21,29 +49,42 @@ from pathlib import Path
 from .train.config import TrainConfig
 
 PAPER_MODEL = {"d_model": 256, "n_heads": 4}
-COMMON = dict(task="rule110", batch_size=512, muon_lr=2e-3, adam_lr=1e-3, warmup_steps=100,
+COMMON = dict(batch_size=512, muon_lr=2e-3, adam_lr=1e-3, warmup_steps=100,
               eval_every=200, eval_size=2048, device="cuda", fast=True)
+# Depo scaled down from the paper's sizes (module docstring): T = 128, L = 32, k ~ U[1, 16]
+DEPO = {"preset": "paper75", "n_nodes": 32, "window": 32, "n_queries": 8, "min_context_windows": 3}
 
 
 def _cell(t: int, n: int | None = None, tokens: str = "100M", preset: str = "sleep", seed: int = 0,
           **model_args) -> TrainConfig:
     if n is not None:
         model_args["n_sleep"] = n
-    return TrainConfig(**COMMON, task_args={"t": t}, preset=preset, model_args={**PAPER_MODEL, **model_args},
-                       tokens=tokens, seed=seed)
+    return TrainConfig(**COMMON, task="rule110", task_args={"t": t}, preset=preset,
+                       model_args={**PAPER_MODEL, **model_args}, tokens=tokens, seed=seed)
+
+
+def _depo(n: int, tokens: str = "150M") -> TrainConfig:
+    return TrainConfig(**COMMON, task="depo", task_args=DEPO, preset="sleep",
+                       model_args={**PAPER_MODEL, "n_sleep": n}, tokens=tokens)
 
 
 CELLS: dict[str, TrainConfig] = {
     # depth x sleep at an equal token budget (N = 1 is the paper's no-loop hybrid)
     **{f"rule110-t{t}-n{n}": _cell(t, n) for t in (8, 12) for n in (1, 2, 4)},
-    # "more compute" control: N = 1 with 4x the tokens of the N = 4 cell
-    "rule110-t12-n1-x4tokens": _cell(12, 1, tokens="400M"),
+    # seeds 1 and 2 at t = 8, the deepest t where N = 4 led N = 1 (seed 0 is the unsuffixed cell)
+    **{f"rule110-t8-n{n}-seed{s}": _cell(8, n, seed=s) for n in (1, 4) for s in (1, 2)},
+    # "more compute" controls: N = 1 with 4x the tokens of the N = 4 cell
+    **{f"rule110-t{t}-n1-x4tokens": _cell(t, 1, tokens="400M") for t in (8, 12)},
+    # update-rule ablation; the gated delta rule's cell is rule110-t8-n2
+    **{f"rule110-t8-n2-{rule}": _cell(8, 2, rule=rule) for rule in ("hebbian", "delta")},
     # controls the paper did not run
     "rule110-t8-transformer-evict": _cell(8, tokens="20M", preset="transformer-evict"),
     "rule110-t8-transformer-full": _cell(8, tokens="50M", preset="transformer-full"),
     # one checkpoint for every N: N ~ U{1..4} per batch, input re-injected every pass
     **{f"rule110-t{t}-nvar": _cell(t, tokens="150M", n_sleep_range=(1, 4), reinject_input=True)
        for t in (8, 12)},
+    # Depo: which hop counts k each N learns (the per-k breakdown of every evaluation)
+    **{f"depo-n{n}": _depo(n) for n in (1, 2, 4)},
 }
 
 
@@ -61,7 +102,8 @@ def run(names: list[str], out_root: str, device: str | None = None) -> None:
 
 
 def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | None = None) -> None:
-    """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves."""
+    """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves. A run that has
+    not evaluated yet (empty metrics.jsonl) is left out, and an older curve of that cell is kept."""
     from .train.module import DONE, METRICS
     path = Path(out)
     curves = {c["cell"]: c for c in (json.loads(path.read_text()) if path.exists() else [])}
@@ -70,65 +112,13 @@ def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | No
         if run_dir.name not in CELLS or not metrics.exists():
             continue
         points = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        if not points:
+            continue
         curves[run_dir.name] = {"cell": run_dir.name, "config": CELLS[run_dir.name].to_dict(), "card": card,
                                 "done": (run_dir / DONE).exists(),
                                 "points": points}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(curves.values(), key=lambda c: c["cell"]), indent=1) + "\n")
-
-
-def _screenshot(fig, png: Path, width=900, height=520) -> bool:
-    """plotly figure -> PNG through headless Chromium (no kaleido needed); False when Chromium is absent."""
-    import shutil
-    import subprocess
-    import tempfile
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        html = Path(tmp) / "fig.html"
-        fig.update_layout(width=width, height=height, margin=dict(l=60, r=20, t=60, b=50))
-        fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                        "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp}/u",
-                        "--hide-scrollbars", f"--window-size={width + 20},{height + 20}",
-                        f"--screenshot={png.resolve()}", html.as_uri()],
-                       check=True, capture_output=True, timeout=120)
-    return png.exists()
-
-
-def figures(curves_path: str = "data/results/curves.json", out_dir: str = "docs/figures") -> list[Path]:
-    """Re-draw the results figures of docs/results.md from the shipped curves (no training)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from .tasks import get_task
-    curves = {c["cell"]: c for c in json.loads(Path(curves_path).read_text())}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    colors = {1: "#636efa", 2: "#ef553b", 4: "#00cc96"}
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}" for t in (8, 12)])
-    for col, t in enumerate((8, 12), start=1):
-        for n in (1, 2, 4):
-            c = curves.get(f"rule110-t{t}-n{n}")
-            if c:
-                fig.add_scatter(x=[p["tokens"] / 1e6 for p in c["points"]], y=[p["exact"] for p in c["points"]],
-                                name=f"N = {n}", legendgroup=str(n), showlegend=col == 1,
-                                line=dict(color=colors[n]), row=1, col=col)
-        base = get_task("rule110").baselines(get_task("rule110").Config(t=t))
-        fig.add_hline(y=base["majority"], line_dash="dot", line_color="gray", row=1, col=col,
-                      annotation_text="best input-blind guess", annotation_position="top left")
-    ctrl = curves.get("rule110-t12-n1-x4tokens")
-    if ctrl:
-        fig.add_scatter(x=[p["tokens"] / 1e6 for p in ctrl["points"]], y=[p["exact"] for p in ctrl["points"]],
-                        name="N = 1, 4x tokens", line=dict(color=colors[1], dash="dash"), row=1, col=2)
-    fig.update_xaxes(title_text="training tokens (M)")
-    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
-    fig.update_layout(title="Sleep passes N at an equal token budget (one seed, H200)")
-    paths = []
-    if _screenshot(fig, out / "rule110_depth_sleep.png", width=1100):
-        paths.append(out / "rule110_depth_sleep.png")
-    return paths
 
 
 def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int = 1024, seed: int = 20261126,
@@ -169,6 +159,32 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int = 1024, seed: in
     return out
 
 
+def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | None = None) -> None:
+    """The seeds comparison (with the issue's acceptance verdict), the update-rule ablation, the Depo
+    per-k table and the variable-N models at test-time N (``test_time_dir``, default ``test_time_n/``
+    beside the curves), as text; a table whose cells have no data yet says so."""
+    from . import results, tables
+    curves = results.load_curves(curves_path)
+    seeds = tables.seeds_table(curves)
+    test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
+    for title, rows, columns in (
+            ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
+             ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
+            ("update rule at t = 8, N = 2", tables.ablation_table(curves),
+             ("cell", "rule", "tokens", "exact", "per_label")),
+            ("Depo per hop count k", tables.depo_table(curves),
+             ("cell", "n_sleep", "tokens", "per_query", *(f"k={k}" for k in tables.DEPO_K))),
+            ("sleep at test time: variable-N models at N = 1..8 (same held-out examples at every N)",
+             tables.table_test_time_n(tables.load_test_time_n(test_time_dir)),
+             ("cell", "n_sleep", "examples", "exact", "se", "per_label"))):
+        print(f"\n{title}\n" + (results.format_table(rows, columns) if rows else "(no data yet)"))
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    for x, v in tables.seeds_verdict(seeds).items():
+        print(f"{x / 1e6:.0f} M, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 worst {pct(v['min_high'])}, N = 1 best "
+              f"{pct(v['max_low'])}, N = 1 at 4x tokens {pct(v['control'])}; every N = 4 seed above every "
+              f"N = 1 seed: {v['high_above_low']}, above the control: {v['high_above_control']}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m sleeplab.reproduce", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,13 +203,18 @@ def main(argv=None):
     m = sub.add_parser("manifest", help="checksums and a fresh CPU re-evaluation of data/checkpoints")
     m.add_argument("--dir", default="data/checkpoints")
     m.add_argument("--eval-size", type=int, default=1024)
+    t = sub.add_parser("tables", help="print the seeds, update-rule, Depo and test-time-N tables from data/results")
+    t.add_argument("--curves", default="data/results/curves.json")
     sub.add_parser("list", help="list the cells")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run(args.cells, args.out, args.device)
     elif args.cmd == "figures":
-        for path in figures(args.curves, args.out):
+        from .figures import draw
+        for path in draw(args.curves, args.out):
             print("wrote", path)
+    elif args.cmd == "tables":
+        tables(args.curves)
     elif args.cmd == "manifest":
         print("wrote", manifest(args.dir, args.eval_size))
     elif args.cmd == "collect":

@@ -1,11 +1,15 @@
 """The sleeplab command: help, argparse errors that name allowed values, train/eval/export, sweeps."""
 import json
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 
 from sleeplab.train import TINY_RULE110
-from sleeplab.train.checkpoint import CHECKPOINT, DONE
+from sleeplab.train.checkpoint import CHECKPOINT, DONE, load_checkpoint
 from sleeplab.train.cli import build_parser, config_from_args, main
 from sleeplab.train.sweep import expand, read_grid, run_sweep
 
@@ -119,3 +123,30 @@ def test_bad_grids_are_refused(tmp_path, text, message):
     (tmp_path / "g.toml").write_text(text)
     with pytest.raises(ValueError, match=message):
         run_sweep(tmp_path / "g.toml", dry_run=True)
+
+
+def test_stopped_sweep_keeps_finished_runs_and_the_running_one_resumes(tmp_path, capsys):
+    grid = textwrap.dedent(GRID).replace("steps = 2", "steps = 300\neval_every = 50\nsave_every = 100000")
+    (tmp_path / "grid.toml").write_text(grid.replace("parallel = 2", "parallel = 1"))
+    runs = tmp_path / "runs"
+    sweep = subprocess.Popen([sys.executable, "-m", "sleeplab.train.cli", "sweep", str(tmp_path / "grid.toml")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = runs / "seed-1" / "metrics.jsonl"
+    while sweep.poll() is None and not (second.exists() and '"step": 50' in second.read_text()):
+        time.sleep(0.1)
+    sweep.send_signal(signal.SIGTERM)  # as `kill PID`: every run stops after its current step
+    sweep.wait(timeout=120)
+    assert (runs / "seed-0" / DONE).exists()
+    stopped = load_checkpoint(runs / "seed-1" / CHECKPOINT).step
+    assert 50 <= stopped < 300, "periodic saves are off: the stop itself wrote the checkpoint"
+    capsys.readouterr()
+    assert run_sweep(tmp_path / "grid.toml") == 0
+    states = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [s["state"] for s in states if "state" in s] == ["done", "partial"]
+    assert load_checkpoint(runs / "seed-1" / CHECKPOINT).step == 300
+
+
+def test_sweep_refuses_more_gpus_than_the_machine_shows(tmp_path):
+    (tmp_path / "g.toml").write_text(textwrap.dedent(GRID))
+    with pytest.raises(ValueError, match="devices=64: this machine shows"):
+        run_sweep(tmp_path / "g.toml", devices=64, dry_run=True)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from ..presets import PRESETS
 from ..tasks import TASKS, get_task
-from .config import PRECISIONS, TINY_RULE110, TrainConfig
+from .config import PRECISIONS, STRATEGIES, TINY_RULE110, TrainConfig
 
 RECIPES = {"tiny-rule110": TINY_RULE110}
 DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
@@ -32,6 +33,14 @@ def _bool(text: str) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+
+
+def _devices(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device count; use a positive integer or auto")
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -95,6 +104,10 @@ def _train_parser(sub, task: str) -> None:
             ("out", str, "run directory")]:
         default = "" if "default" in text else f" (default {DEFAULTS[name]})"
         r.add_argument("--" + name.replace("_", "-"), type=kind, help=text + default)
+    r.add_argument("--devices", type=_devices, help="processes, data-parallel over GPUs (Lightning DDP; "
+                   "global batch = --batch-size, same data stream as one device). Default: auto = every "
+                   "visible GPU on CUDA, one process on a CPU")
+    r.add_argument("--strategy", choices=STRATEGIES, help="Lightning strategy when --devices > 1 (default auto = ddp)")
     r.add_argument("--precision", choices=PRECISIONS, help=f"(default {DEFAULTS['precision']})")
     r.add_argument("--fast", action="store_true", default=None, help="CUDA-graph training step on CUDA")
     r.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
@@ -120,6 +133,8 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
     s.add_argument("grid", type=Path)
     s.add_argument("--parallel", type=int, help="runs at once (default: the grid's, else 1)")
     s.add_argument("--dry-run", action="store_true", help="list runs and their state, run nothing")
+    s.add_argument("--devices", type=int, help="GPUs to spread the runs over, one GPU a run "
+                   "(default: every visible GPU; 0 on a CPU)")
     return parser
 
 
@@ -133,6 +148,8 @@ def config_from_args(args) -> TrainConfig:
     given = {k: v for k, v in vars(args).items() if v is not None}
     if "task" in given and given["task"] != base["task"]:
         base["task_args"] = {}  # another task's dials would not fit
+    if not args.recipe and not args.config:
+        base["devices"] = "auto"  # the command uses what the machine has; the Python API defaults to one
     base.update({k: given[k] for k in DEFAULTS if k in given})
     if base.get("grad_clip") == 0:
         base["grad_clip"] = None
@@ -184,10 +201,22 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     if args.command == "train":
+        from .distributed import is_first_process
         from .module import train  # Lightning loads only for commands that train
         cfg = config_from_args(args)
         result = train(cfg, resume=args.resume, on_eval=_print)
-        print(json.dumps({"done": True, "out": cfg.out, **result.final}))
+        code = 143 if result.stopped else 0  # 143: as if killed by SIGTERM, so a sweep sees it unfinished
+        if is_first_process():  # the other processes of a DDP run stay quiet
+            if result.stopped:
+                print(json.dumps({"stopped": True, "out": cfg.out, "step": result.step}))
+            else:
+                print(json.dumps({"done": True, "out": cfg.out, **result.final}))
+        if result.devices > 1 and cfg.fast:
+            # Everything is written. Skip interpreter teardown: NCCL's shutdown after collectives
+            # recorded in CUDA graphs hung DDP processes at exit (2x H200, torch 2.11).
+            sys.stdout.flush()
+            os._exit(code)
+        return code
     elif args.command == "eval":
         run_eval(args)
     elif args.command == "export":
@@ -196,7 +225,7 @@ def _run(args) -> int:
         print(json.dumps({"export": str(path), "bytes": path.stat().st_size}))
     else:
         from .sweep import run_sweep
-        return run_sweep(args.grid, parallel=args.parallel, dry_run=args.dry_run)
+        return run_sweep(args.grid, parallel=args.parallel, dry_run=args.dry_run, devices=args.devices)
     return 0
 
 

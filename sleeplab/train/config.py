@@ -28,6 +28,7 @@ from ..tasks.base import Batch
 DEFAULT_TOKENS = "40M"   # the paper's Fig. 2a budget, used when neither tokens nor steps is given
 EVAL_SEED = 20260526     # one held-out set for every run, whatever its training seed
 PRECISIONS = ("bf16", "fp32")
+STRATEGIES = ("auto", "ddp")   # DDP is what the fast step's CUDA graph can record (distributed.py)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
 
 
@@ -75,6 +76,8 @@ class TrainConfig:
     eval_size: int = 1024                            # held-out examples (fixed seed, "eval" split)
     save_every: int | None = None                    # steps between checkpoints; None: eval_every
     device: str = "auto"                             # "auto", "cpu", "cuda", "cuda:1"
+    devices: int | str = 1                           # processes, data-parallel (DDP); "auto": every GPU
+    strategy: str = "auto"                           # Lightning strategy when devices > 1: "auto" = "ddp"
     threads: int | None = None                       # CPU threads while training; None: torch's choice
     precision: str = "bf16"                          # bf16 autocast on CUDA; CPU always runs fp32
     out: str | None = None                           # run directory; None writes nothing (notebooks)
@@ -108,6 +111,13 @@ class TrainConfig:
                 kind = None
             if kind not in ("cpu", "cuda"):
                 raise ValueError(f"device {self.device!r} is not known; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'")
+        if self.devices != "auto" and (not isinstance(self.devices, int) or isinstance(self.devices, bool)
+                                        or self.devices < 1):
+            raise ValueError(f"devices must be a positive integer or 'auto', got {self.devices!r}")
+        if isinstance(self.devices, int) and self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} does not split evenly over devices={self.devices}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not supported; allowed: {STRATEGIES}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not known; allowed: {PRECISIONS}")
         if self.preset not in PRESETS:

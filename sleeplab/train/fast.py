@@ -26,6 +26,7 @@ capture); they are real training steps, so the sequence of updates is the same a
 """
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import torch
@@ -36,9 +37,11 @@ from ..sleep import window_plan
 
 class GraphedStep:
     def __init__(self, model, optimizers, loss_fn, grad_clip: float | None, constant_lr_from: int = 0,
-                 eager_calls: int = 2, precision: str = "bf16", compile_blocks: bool = True):
-        """loss_fn(model, batch, n_sleep, plan) -> scalar loss. Steps before ``constant_lr_from`` run eagerly."""
-        self.model, self.optimizers, self.loss_fn = model, optimizers, loss_fn
+                 eager_calls: int = 2, precision: str = "bf16", compile_blocks: bool = True,
+                 backward=torch.Tensor.backward):
+        """loss_fn(model, batch, n_sleep, plan) -> scalar loss. Steps before ``constant_lr_from`` run eagerly.
+        backward(loss): Lightning's ``manual_backward`` under DDP, whose all-reduces the graph records."""
+        self.model, self.optimizers, self.loss_fn, self.backward = model, optimizers, loss_fn, backward
         self.grad_clip, self.constant_lr_from, self.eager_calls = grad_clip, constant_lr_from, eager_calls
         self.device = model.device
         if self.device.type != "cuda":
@@ -50,18 +53,28 @@ class GraphedStep:
         self.calls = {}           # n_sleep -> eager warm-up calls so far
         if compile_blocks:
             _no_compile_caches()
+            # Every block instance compiles its own variants of Block.forward (window lengths 24 and 4,
+            # the whole sequence at N = 1, training and evaluation): past dynamo's default limit of 8
+            # variants per function the rest silently ran eagerly (seen on an H200, torch 2.11).
+            import torch._dynamo.config as dynamo_config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
             for block in model.blocks:  # in place: parameter names and checkpoints are unchanged
                 block.compile(dynamic=False)
         self.params = [p for p in model.parameters() if p.requires_grad]
         for p in self.params:     # gradients live at fixed addresses for the graph's whole life
             p.grad = torch.zeros_like(p)
 
+    def release(self) -> None:
+        """Drop the recorded graphs (and their memory). Needed before a DDP process exits: a graph
+        holding NCCL work that outlives the process group made the process hang at exit."""
+        self.graphs.clear()
+
     def _step_body(self, n_sleep):
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=False)
         with dev.autocast(self.device, self.autocast):
             loss = self.loss_fn(self.model, self.static, n_sleep, self.plan)
-        loss.backward()
+        self.backward(loss)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
         for opt in self.optimizers:
@@ -109,11 +122,16 @@ class GraphedStep:
 def _no_compile_caches() -> None:
     """Turn off inductor's on-disk graph caches. With torch 2.11 on an H200, a second run that loaded
     blocks compiled by an earlier run crashed with garbage view shapes ("invalid shape dimension
-    -1424775581556458564"), in 5 of 5 runs; fresh compiles never did. Compiling costs ~1 minute a run."""
+    -1424775581556458564"), in 5 of 5 runs; fresh compiles never did. Compiling costs ~1 minute a run.
+    Each process also compiles in a scratch directory of its own, so runs sharing a host (a sweep, the
+    processes of a DDP run) never read or write each other's kernels."""
+    import tempfile
+
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
     inductor_config.fx_graph_cache = False
     functorch_config.enable_autograd_cache = False
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="sleeplab-inductor-")
 
 
 class Prefetcher:

@@ -13,8 +13,10 @@ configured N. A record holds step, tokens, loss (mean training loss since the pr
 per_label, the task's breakdowns (e.g. per_state), n_sleep and wall_s (summed over resumes).
 
 The run directory (``cfg.out``) holds ``config.json``, ``metrics.jsonl`` (one record a line),
-``checkpoint.sleeplab`` (the latest, written every ``save_every`` steps and at the end) and
-``done.json`` once the budget is spent.
+``checkpoint.sleeplab`` (the latest, written every ``save_every`` steps, at the end, and when the run
+is stopped with SIGTERM, so a stopped run loses no finished step) and ``done.json`` once the budget
+is spent. With ``devices > 1`` (``distributed.py``) every process trains and the first one evaluates
+and writes.
 """
 from __future__ import annotations
 
@@ -30,17 +32,22 @@ from typing import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..api import evaluate
 from ..device import pick_device
 from ..model import SleepLM
 from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_checkpoint, save_checkpoint
 from .config import TrainConfig, derive_seed, draw_n_sleep, held_out, train_batch
+from .distributed import EAGER_CALLS, ShardLoss, is_first_process, resolve_devices, trainer_args
+from .loss import model_loss
 from .optim import WarmupConstant, build_optimizers
-from .step import make_step
+from .step import make_step, plain_backward
 
 # fields that may change when a run is resumed: they set the budget and the bookkeeping, not the updates
-RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "threads", "progress", "fast", "out"}
+# (devices too: every process makes the whole global batch, so the data stream does not depend on it)
+RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "devices", "strategy", "threads", "progress",
+             "fast", "out"}
 
 
 def make_trainer(progress: bool = False, **kw) -> L.Trainer:
@@ -59,6 +66,9 @@ class RunResult:
     train_config: TrainConfig
     metrics: list[dict] = field(default_factory=list)   # every eval record, oldest first
     out: Path | None = None
+    stopped: bool = False                                # SIGTERM ended it early (checkpoint written)
+    step: int = 0                                        # steps finished
+    devices: int = 1                                     # processes it trained on
 
     @property
     def final(self) -> dict:
@@ -79,13 +89,13 @@ class SleepModule(L.LightningModule):
         self.start, self.wall_before, self.metrics, self.optimizer_states = 0, 0.0, [], None
         self.loss_sum, self.loss_count = None, 0  # training loss since the last record, summed on device
         self.reached = 0  # steps done so far; the run is finished when it reaches self.total
+        self.saved = 0    # step of the last checkpoint written
         self.out = Path(cfg.out) if cfg.out else None
         if self.out is not None and (self.out / CHECKPOINT).exists():
             if not resume:
                 raise ValueError(f"{self.out} already holds a run: resume it (resume=True, --resume) "
                                  "or choose another out directory")
             self._restore(self.out / CHECKPOINT)
-        self.eval_set = held_out(cfg.task, self.task_config, cfg.eval_size).to(self.run_device)
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
@@ -100,7 +110,7 @@ class SleepModule(L.LightningModule):
         if ckpt.step > self.total:
             raise ValueError(f"{path} is at step {ckpt.step}, past this budget of {self.total} steps")
         self.model.load_state_dict(ckpt.model_state)
-        self.start = self.reached = ckpt.step
+        self.start = self.reached = self.saved = ckpt.step
         self.wall_before = ckpt.manifest["wall_s"]
         # so the next record's loss is exact; checkpoints written before 26 Nov 2026 lack it
         total, self.loss_count = ckpt.manifest.get("loss_since_record", [0.0, 0])
@@ -110,6 +120,11 @@ class SleepModule(L.LightningModule):
         self.metrics = [r for r in map(json.loads, lines) if r["step"] <= self.start]  # drop the lost tail
 
     # --- Lightning hooks ----------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        # each process learns its own device here (cuda:<local rank> under DDP)
+        self.run_device = self.trainer.strategy.root_device
+        self.eval_set = held_out(self.cfg.task, self.task_config, self.cfg.eval_size).to(self.run_device)
+
     def configure_optimizers(self):
         # called after Lightning moved the model to its device, so optimiser state lands there too
         cfg = self.cfg
@@ -118,8 +133,12 @@ class SleepModule(L.LightningModule):
         if self.optimizer_states is not None:
             for opt, state in zip(self.opts, self.optimizer_states, strict=True):
                 opt.load_state_dict(state)
+        world = self.trainer.world_size
+        loss_fn = ShardLoss(model_loss, self.trainer.global_rank, world) if world > 1 else model_loss
         self.step_fn = make_step(self.model, self.opts, WarmupConstant(cfg.warmup_steps), cfg.grad_clip,
-                                 cfg.precision, cfg.fast)
+                                 cfg.precision, cfg.fast, loss_fn=loss_fn,
+                                 backward=self.manual_backward if world > 1 else plain_backward,
+                                 eager_calls=EAGER_CALLS if world > 1 else 2)
         self.batches = None  # the fast path makes batch i+1 on a side stream while step i runs
         if fast:
             from .fast import Prefetcher
@@ -136,6 +155,8 @@ class SleepModule(L.LightningModule):
             self.record(0)  # the untrained model: the curve starts at chance
 
     def training_step(self, index, _):
+        if self.trainer.received_sigterm:  # one process: stop between steps (DDP raises this itself)
+            raise SIGTERMException()
         cfg, step = self.cfg, int(index)
         if self.batches is not None:
             batch = self.batches.get(step)
@@ -158,10 +179,16 @@ class SleepModule(L.LightningModule):
     def wall_s(self) -> float:
         return self.wall_before + time.perf_counter() - self.clock
 
-    def record(self, step: int) -> dict:
-        scores = evaluate(self.model, self.eval_set, chunk_size=self.cfg.batch_size)
-        loss = (self.loss_sum / self.loss_count).item() if self.loss_count else None
+    def record(self, step: int) -> dict | None:
+        """Score the model and append a record; under DDP every process calls this (the loss is
+        averaged over them: shard losses average to the global batch's loss), the first one scores."""
+        loss = None
+        if self.loss_count:
+            loss = self.trainer.strategy.reduce(self.loss_sum / self.loss_count, reduce_op="mean").item()
         self.loss_sum, self.loss_count = None, 0
+        if not self.trainer.is_global_zero:
+            return None
+        scores = evaluate(self.model, self.eval_set, chunk_size=self.cfg.batch_size)
         scores.pop("examples")
         rec = {"step": step, "tokens": step * self.tokens_per_step, "loss": loss, **scores,
                "wall_s": round(self.wall_s(), 3)}  # scores: exact, per_label, n_sleep and the task's extras
@@ -174,10 +201,17 @@ class SleepModule(L.LightningModule):
         return rec
 
     def save(self, step: int) -> None:
+        """Every process calls this at the same steps; the first one writes."""
+        self.saved = step
+        partial = 0.0  # training loss summed since the last record, averaged over processes like a record's
+        if self.loss_count:
+            partial = self.trainer.strategy.reduce(self.loss_sum, reduce_op="mean").item()
+        if not self.trainer.is_global_zero:
+            return
         save_checkpoint(self.out / CHECKPOINT, self.cfg, self.model, self.opts, self.task_config, step,
                         tokens=step * self.tokens_per_step, wall_s=self.wall_s(), data_device=self.run_device.type,
                         metrics=self.metrics[-1] if self.metrics else None,
-                        loss_since_record=[self.loss_sum.item() if self.loss_count else 0.0, self.loss_count])
+                        loss_since_record=[partial, self.loss_count])
 
     def prepare_out(self) -> None:
         """config.json, and metrics.jsonl as of the restored step (records past it are re-made)."""
@@ -185,12 +219,6 @@ class SleepModule(L.LightningModule):
         (self.out / CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in self.metrics))
         (self.out / DONE).unlink(missing_ok=True)  # a longer budget re-opens a finished run
-
-
-def accelerator_of(device: torch.device) -> dict:
-    if device.type == "cuda":
-        return dict(accelerator="gpu", devices=[device.index or 0])
-    return dict(accelerator="cpu", devices=1)
 
 
 @contextlib.contextmanager
@@ -214,11 +242,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, on_eval: Callable[[dict], N
 
 def _train(cfg, resume, on_eval, trainer_kw) -> RunResult:
     module = SleepModule(cfg, on_eval=on_eval, resume=resume)
-    if module.out is not None:
+    devices = resolve_devices(cfg.devices, module.run_device, cfg.batch_size)
+    first = is_first_process()  # DDP's other processes run this script too
+    if module.out is not None and first:
         module.prepare_out()
+    stopped = False
     if module.start < module.total:
-        make_trainer(cfg.progress, **{**accelerator_of(module.run_device), **trainer_kw}).fit(module)
-    if module.out is not None and module.reached == module.total:
+        trainer = make_trainer(cfg.progress, **{**trainer_args(module.run_device, devices, cfg.fast), **trainer_kw})
+        try:
+            trainer.fit(module)
+        except SIGTERMException:  # raised between steps: the weights are those of the last finished step
+            stopped = True
+            if module.out is not None and module.reached > module.saved:
+                module.save(module.reached)
+        finally:
+            if getattr(module, "step_fn", None) is not None:
+                module.step_fn.release()
+    if module.out is not None and module.reached == module.total and first:
         (module.out / DONE).write_text(json.dumps({"step": module.total, "final": module.metrics[-1]}) + "\n")
     module.model.eval()
-    return RunResult(module.model, cfg, module.metrics, module.out)
+    return RunResult(module.model, cfg, module.metrics, module.out, stopped, module.reached, devices)

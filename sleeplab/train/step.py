@@ -21,12 +21,17 @@ from .loss import model_loss
 from .optim import WarmupConstant
 
 
+def plain_backward(loss: torch.Tensor) -> None:
+    loss.backward()
+
+
 class EagerStep:
     def __init__(self, model, optimizers, schedule: WarmupConstant, grad_clip: float | None = 1.0,
-                 precision: str = "bf16", loss_fn=model_loss):
-        """loss_fn(model, batch, n_sleep, plan) -> scalar loss (benchmarks swap in plain Algorithm 1)."""
+                 precision: str = "bf16", loss_fn=model_loss, backward=plain_backward):
+        """loss_fn(model, batch, n_sleep, plan) -> scalar loss (benchmarks swap in plain Algorithm 1);
+        backward(loss) runs the backward pass (Lightning's ``manual_backward`` under DDP)."""
         self.model, self.optimizers, self.schedule, self.loss_fn = model, optimizers, schedule, loss_fn
-        self.grad_clip, self.bf16 = grad_clip, precision == "bf16"
+        self.grad_clip, self.bf16, self.backward = grad_clip, precision == "bf16", backward
         self.params = [p for p in model.parameters() if p.requires_grad]
 
     def __call__(self, batch: Batch, n_sleep: int, step: int, plan=None) -> torch.Tensor:
@@ -34,13 +39,16 @@ class EagerStep:
             opt.zero_grad(set_to_none=True)
         with autocast(self.model.device, self.bf16):
             loss = self.loss_fn(self.model, batch, n_sleep, plan)
-        loss.backward()
+        self.backward(loss)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.schedule.apply(self.optimizers, step)
         for opt in self.optimizers:
             opt.step()
         return loss.detach()
+
+    def release(self) -> None:
+        """Nothing to free (the graph step frees its CUDA graphs)."""
 
 
 class ScheduledStep:
@@ -53,16 +61,21 @@ class ScheduledStep:
         self.schedule.apply(self.optimizers, step)
         return self.inner(batch, n_sleep, step)
 
+    def release(self) -> None:
+        self.inner.release()
+
 
 def make_step(model, optimizers, schedule: WarmupConstant, grad_clip: float | None = 1.0,
-              precision: str = "bf16", fast: bool = False):
+              precision: str = "bf16", fast: bool = False, loss_fn=model_loss, backward=plain_backward,
+              eager_calls: int = 2):
     """The eager step, or with ``fast`` on a CUDA model the CUDA-graph step (AdamW must then have been
-    built with ``capturable=True``, see :func:`build_optimizers`)."""
+    built with ``capturable=True``, see :func:`build_optimizers`), which first runs ``eager_calls``
+    eager steps for each N."""
     if fast and model.device.type == "cuda":
         from .fast import GraphedStep  # CUDA only; imported lazily so CPU installs never load it
-        graphed = GraphedStep(model, optimizers, model_loss, grad_clip,
-                              constant_lr_from=schedule.constant_from(), precision=precision)
+        graphed = GraphedStep(model, optimizers, loss_fn, grad_clip, constant_lr_from=schedule.constant_from(),
+                              eager_calls=eager_calls, precision=precision, backward=backward)
         return ScheduledStep(graphed, optimizers, schedule)
     if fast:
         warnings.warn(f"fast=True needs a CUDA device, the model is on {model.device}: using the eager step")
-    return EagerStep(model, optimizers, schedule, grad_clip, precision)
+    return EagerStep(model, optimizers, schedule, grad_clip, precision, loss_fn, backward)

@@ -12,9 +12,14 @@
     "model_args.n_sleep" = [1, 2, 4]
     seed = [0, 1]
 
-gives six runs named like ``n_sleep-2_seed-1`` (axes with one value are left out of names). Each run is a ``sleeplab train --resume`` subprocess
-with its own log, so the sweep is resumable: a finished run (checkpoint plus ``done.json`` at the
-budget) is skipped, an unfinished one continues from its checkpoint, a new one starts.
+gives six runs named like ``n_sleep-2_seed-1`` (axes with one value are left out of names). Each run is
+a ``sleeplab train --resume`` subprocess with its own log, so the sweep is resumable: a finished run
+(checkpoint plus ``done.json`` at the budget) is skipped, an unfinished one continues from its
+checkpoint, a new one starts. Stopping the sweep (Ctrl-C, ``kill``) stops every run at a step
+boundary with a checkpoint of its last finished step.
+
+On a host with several GPUs (``devices``, default: every visible GPU) each run gets one GPU, the least
+busy one (``CUDA_VISIBLE_DEVICES``), and ``parallel`` (default: one per GPU) runs share them.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..device import device_count
 from .config import TrainConfig
 from .checkpoint import CHECKPOINT, CONFIG, DONE
 
@@ -80,24 +86,51 @@ def state(cfg: TrainConfig) -> str:
     return "partial" if (out / CHECKPOINT).exists() else "new"
 
 
-def _launch(name: str, cfg: TrainConfig, threads: int) -> subprocess.Popen:
+def least_busy(gpus: int, busy: list[int | None]) -> int | None:
+    """The GPU (0..gpus-1) running the fewest of ``busy`` (the GPUs of running runs), lowest first."""
+    if gpus == 0:
+        return None
+    return min(range(gpus), key=lambda g: (busy.count(g), g))
+
+
+def _launch(name: str, cfg: TrainConfig, threads: int, gpu: int | None) -> subprocess.Popen:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(visible_gpus()[gpu])
     cmd = [sys.executable, "-m", "sleeplab.train.cli", "train", "--config", str(out / CONFIG), "--resume"]
     with open(out / "log.txt", "a") as log:  # the child keeps its own copy of the handle
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # a session of its own: Ctrl-C reaches only the sweep, which stops each run with SIGTERM, the
+        # signal on which a run saves its last finished step (an interrupt mid-step could not)
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def run_sweep(path, parallel: int | None = None, dry_run: bool = False) -> int:
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may use, as CUDA_VISIBLE_DEVICES names them (all, when it is unset)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip()]
+    return [str(i) for i in range(device_count())]
+
+
+def run_sweep(path, parallel: int | None = None, dry_run: bool = False, devices: int | None = None) -> int:
     """Run the grid; returns 0 when every run finished, 1 otherwise (see each run's log.txt)."""
     grid = read_grid(path)
     root = Path(path).parent / grid.get("out", Path(path).stem)
     runs = expand(grid, root)
-    parallel = parallel or grid.get("parallel", 1)
+    gpus = len(visible_gpus()) if devices is None else devices
+    if not isinstance(gpus, int) or not 0 <= gpus <= len(visible_gpus()):
+        raise ValueError(f"devices={gpus!r}: this machine shows {len(visible_gpus())} GPUs; "
+                         f"allowed: 0 (CPU or one shared default GPU) to {len(visible_gpus())}")
+    parallel = parallel or grid.get("parallel", max(gpus, 1))
     if not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
+    several = [name for name, cfg in runs if cfg.devices != 1]
+    if several:
+        raise ValueError(f"runs {several} ask for devices != 1; a sweep gives each run one GPU "
+                         "(train a multi-GPU run with sleeplab train --devices N)")
     todo = []
     for name, cfg in runs:
         status = state(cfg)
@@ -107,15 +140,17 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False) -> int:
     if dry_run or not todo:
         return 0
     threads = max(1, (os.cpu_count() or 1) // parallel)  # CPU runs share the cores instead of fighting
-    running, failed = {}, []
+    running, failed = {}, []  # name -> (process, gpu)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a plain `kill` stops children too
     try:
         while todo or running:
             while todo and len(running) < parallel:
                 name, cfg = todo.pop(0)
-                running[name] = _launch(name, cfg, threads)
+                gpu = least_busy(gpus, [g for _, g in running.values()])
+                running[name] = (_launch(name, cfg, threads, gpu), gpu)
+                print(json.dumps({"run": name, "started": True, "gpu": gpu}), flush=True)
             time.sleep(0.2)
-            for name, proc in list(running.items()):
+            for name, (proc, _) in list(running.items()):
                 if proc.poll() is not None:
                     del running[name]
                     print(json.dumps({"run": name, "exit": proc.returncode}), flush=True)
@@ -123,6 +158,8 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False) -> int:
                         failed.append(name)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for proc in running.values():  # interrupted: stop our children; their checkpoints stay
+        for proc, _ in running.values():  # interrupted: each run stops after its current step and saves it
             proc.terminate()
+        for proc, _ in running.values():
+            proc.wait()
     return 1 if failed else 0

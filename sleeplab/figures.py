@@ -1,0 +1,221 @@
+"""The figures of ``docs/results.md``, drawn from ``data/results/curves.json`` and the test-time-N
+evaluations in ``data/results/test_time_n/`` alone (no training).
+
+``build(curves, test_time)`` returns the plotly figures whose cells are shipped, leaving out any figure
+with no data yet, so the files can be re-drawn while a GPU session is still filling them in; ``draw``
+writes them as PNG (``python -m sleeplab.reproduce figures``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import results, tables
+
+COLORS = {1: "#636efa", 2: "#ef553b", 4: "#00cc96"}
+RULE_COLORS = {"gated_delta": "#ef553b", "hebbian": "#ab63fa", "delta": "#ffa15a"}
+SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
+WIDTHS = {"rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
+
+
+def _xy(curve: dict, key: str = "exact", upto: float | None = None):
+    points = [p for p in curve["points"] if upto is None or p["tokens"] <= upto]
+    return [p["tokens"] / 1e6 for p in points], [p.get(key) for p in points]
+
+
+def _cards(curves: dict, cells) -> str:
+    """The cards the drawn cells ran on, for a title: the numbers are only comparable on one card."""
+    cards = sorted({curves[c].get("card") or "card not recorded" for c in cells if c in curves})
+    return ", ".join(cards)
+
+
+def depth_sleep(curves: dict):
+    from plotly.subplots import make_subplots
+
+    from .tasks import get_task
+    cells = [f"rule110-t{t}-n{n}" for t in (8, 12) for n in (1, 2, 4)] + ["rule110-t12-n1-x4tokens"]
+    if not any(c in curves for c in cells):
+        return None
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}" for t in (8, 12)])
+    for col, t in enumerate((8, 12), start=1):
+        for n in (1, 2, 4):
+            c = curves.get(f"rule110-t{t}-n{n}")
+            if c:
+                x, y = _xy(c)
+                fig.add_scatter(x=x, y=y, name=f"N = {n}", legendgroup=str(n), showlegend=col == 1,
+                                line=dict(color=COLORS[n]), row=1, col=col)
+        base = get_task("rule110").baselines(get_task("rule110").Config(t=t))
+        fig.add_hline(y=base["majority"], line_dash="dot", line_color="gray", row=1, col=col,
+                      annotation_text="best input-blind guess", annotation_position="top left")
+    ctrl = curves.get("rule110-t12-n1-x4tokens")
+    if ctrl:
+        x, y = _xy(ctrl)
+        fig.add_scatter(x=x, y=y, name="N = 1, 4x tokens", line=dict(color=COLORS[1], dash="dash"), row=1, col=2)
+    fig.update_xaxes(title_text="training tokens (M)")
+    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
+    fig.update_layout(title=f"Sleep passes N at an equal token budget (seed 0, {_cards(curves, cells)})")
+    return fig
+
+
+def t8_seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6)):
+    """Left: every seed's curve up to the equal budget. Right: each seed at equal tokens, and the
+    N = 1 control at 4x those tokens (as much compute as N = 4)."""
+    from plotly.subplots import make_subplots
+    rows = tables.seeds_table(curves, t=t, tokens=tokens)
+    if not rows:
+        return None
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}: three seeds",
+                                                        "at equal tokens (N = 1 control: 4x tokens)"])
+    for n in (1, 4):
+        for seed in (0, 1, 2):
+            c = curves.get(tables.rule110_cell(t, n, seed))
+            if c:
+                x, y = _xy(c, upto=max(tokens) * 1.05)
+                fig.add_scatter(x=x, y=y, name=f"N = {n}, seed {seed}", line=dict(color=COLORS[n],
+                                dash=SEED_DASH[seed]), row=1, col=1)
+    label = {x: f"{x / 1e6:.0f} M" for x in tokens}
+    for n, budget, name, symbol in ((1, "equal", "N = 1", "circle"), (4, "equal", "N = 4", "diamond"),
+                                    (1, "x4", "N = 1, 4x tokens", "x")):
+        sel = [r for r in rows if r["n_sleep"] == n and r["budget"] == budget]
+        if sel:
+            fig.add_scatter(x=[label[r["at"]] for r in sel], y=[r["exact"] for r in sel], mode="markers",
+                            name=name, marker=dict(color=COLORS[n], symbol=symbol, size=10),
+                            text=[f"{r['cell']} at {r['tokens'] / 1e6:.1f} M" for r in sel], row=1, col=2)
+    for x in tokens[:2]:
+        fig.add_vline(x=x / 1e6, line_dash="dot", line_color="gray", row=1, col=1)
+    fig.update_xaxes(title_text="training tokens (M)", row=1, col=1)
+    fig.update_xaxes(title_text="tokens of the N = 4 run", row=1, col=2)
+    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
+    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({_cards(curves, [r['cell'] for r in rows])})")
+    return fig
+
+
+def rule_ablation(curves: dict, t: int = 8, n: int = 2):
+    import plotly.graph_objects as go
+    rows = tables.ablation_table(curves, t=t, n=n)
+    if not rows:
+        return None
+    fig = go.Figure()
+    for r in rows:
+        x, y = _xy(curves[r["cell"]])
+        fig.add_scatter(x=x, y=y, name=r["rule"].replace("_", " "), line=dict(color=RULE_COLORS[r["rule"]]))
+    fig.update_xaxes(title_text="training tokens (M)")
+    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
+    fig.update_layout(title=f"Update rule, Rule 110 t = {t}, N = {n} ({_cards(curves, [r['cell'] for r in rows])})")
+    return fig
+
+
+def depo_per_k(curves: dict):
+    """Left: final query accuracy per hop count k for each N. Right: query accuracy while training."""
+    from plotly.subplots import make_subplots
+
+    from .tasks import get_task
+    shipped = [c for c in (curves.get(f"depo-n{n}") for n in (1, 2, 4)) if c]
+    if not shipped:
+        return None
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["final accuracy per hop count k", "while training"])
+    for c in shipped:
+        n = results.cell_info(c)["n_sleep"]
+        by_k = tables.per_k(results.final(c))
+        fig.add_scatter(x=list(by_k), y=list(by_k.values()), mode="lines+markers", name=f"N = {n}",
+                        legendgroup=str(n), line=dict(color=COLORS.get(n)), row=1, col=1)
+        x, y = _xy(c, key="per_query")
+        fig.add_scatter(x=x, y=y, name=f"N = {n}", legendgroup=str(n), showlegend=False,
+                        line=dict(color=COLORS.get(n)), row=1, col=2)
+    task_args = shipped[0]["config"].get("task_args")
+    chance = get_task("depo").baselines(get_task("depo").Config(**task_args), samples=256)["per_query"]["chance"]
+    for col in (1, 2):
+        fig.add_hline(y=chance, line_dash="dot", line_color="gray", row=1, col=col,
+                      annotation_text="chance", annotation_position="top left")
+    fig.update_xaxes(title_text="hop count k", type="log", tickvals=list(tables.DEPO_K), row=1, col=1)
+    fig.update_xaxes(title_text="training tokens (M)", row=1, col=2)
+    fig.update_yaxes(title_text="held-out query accuracy", range=[0, 1])
+    fig.update_layout(title=f"Depo (scaled down): which hop counts each N learns "
+                            f"({_cards(curves, [c['cell'] for c in shipped])})")
+    return fig
+
+
+def _trained_range(cell: str, report: dict):
+    """(t, (lo, hi)) of a variable-N cell: from its definition in ``reproduce.CELLS``, else from the
+    checkpoint's name (t only)."""
+    import re
+
+    from .reproduce import CELLS
+    cfg = CELLS.get(cell)
+    if cfg is not None:
+        return cfg.task_args.get("t"), cfg.model_args.get("n_sleep_range")
+    m = re.search(r"-t(\d+)-", Path(report.get("checkpoint", cell)).stem + "-")
+    return (int(m[1]) if m else None), None
+
+
+def test_time_n(reports: dict):
+    """Held-out exact accuracy of each variable-N checkpoint against the N it is run with at test time,
+    one panel per checkpoint (their accuracies differ too much for one axis), ±1 binomial standard error,
+    the N range it was trained on shaded."""
+    from plotly.subplots import make_subplots
+    rows = tables.table_test_time_n(reports)
+    if not rows:
+        return None
+    cells = sorted(reports, key=lambda c: (_trained_range(c, reports[c])[0] or 0, c))
+    titles = []
+    for c in cells:
+        t, _ = _trained_range(c, reports[c])
+        titles.append(f"Rule 110, t = {t} ({c}, {reports[c]['examples']:,} examples)" if t else c)
+    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=titles)
+    for col, cell in enumerate(cells, start=1):
+        sel = [r for r in rows if r["cell"] == cell]
+        fig.add_scatter(x=[r["n_sleep"] for r in sel], y=[r["exact"] for r in sel], mode="lines+markers",
+                        name=cell, showlegend=False, line=dict(color=COLORS[2]),
+                        error_y=dict(type="data", array=[r["se"] for r in sel], visible=True), row=1, col=col)
+        _, trained = _trained_range(cell, reports[cell])
+        if trained:
+            fig.add_vrect(x0=trained[0] - 0.5, x1=trained[1] + 0.5, fillcolor="gray", opacity=0.15, line_width=0,
+                          annotation_text=f"trained: N ~ U{{{trained[0]}..{trained[1]}}}",
+                          annotation_position="bottom left", row=1, col=col)
+        fig.update_xaxes(tickvals=[r["n_sleep"] for r in sel], row=1, col=col)
+    fig.update_xaxes(title_text="sleep passes N at test time")
+    fig.update_yaxes(title_text="held-out exact accuracy (±1 s.e.)", col=1)
+    fig.update_layout(title="One checkpoint, N moved at test time: does accuracy keep rising past the trained range?")
+    return fig
+
+
+def build(curves: dict, test_time: dict | None = None) -> dict:
+    """``{png name: figure}`` for every figure with at least one shipped cell (``test_time``: the
+    reports of ``tables.load_test_time_n``; None or empty leaves that figure out)."""
+    figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": t8_seeds(curves),
+            "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
+            "rule110_test_time_n": test_time_n(test_time or {})}
+    return {name: fig for name, fig in figs.items() if fig is not None}
+
+
+def screenshot(fig, png: Path, width=900, height=520) -> bool:
+    """plotly figure -> PNG through headless Chromium (no kaleido needed); False when Chromium is absent."""
+    import shutil
+    import subprocess
+    import tempfile
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        html = Path(tmp) / "fig.html"
+        fig.update_layout(width=width, height=height, margin=dict(l=60, r=20, t=60, b=50))
+        fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp}/u",
+                        "--hide-scrollbars", f"--window-size={width + 20},{height + 20}",
+                        f"--screenshot={png.resolve()}", html.as_uri()],
+                       check=True, capture_output=True, timeout=120)
+    return png.exists()
+
+
+def draw(curves_path: str = "data/results/curves.json", out_dir: str = "docs/figures",
+         test_time_dir: str | None = None) -> list[Path]:
+    """Re-draw the results figures of docs/results.md from the shipped curves and the test-time-N
+    evaluations (``test_time_dir``, default ``test_time_n/`` beside the curves; absent: figure skipped)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
+    paths = []
+    for name, fig in build(results.load_curves(curves_path), tables.load_test_time_n(test_time_dir)).items():
+        if screenshot(fig, out / f"{name}.png", width=WIDTHS.get(name, 900)):
+            paths.append(out / f"{name}.png")
+    return paths

@@ -1,0 +1,139 @@
+"""The reproduction's tables (issue #5), computed from the shipped curves alone: seeds at equal
+tokens against a compute-matched control, the update-rule ablation, Depo per hop count, and the
+variable-N models evaluated at test-time N. ``python -m sleeplab.reproduce tables`` prints them;
+``sleeplab.figures`` draws them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .results import data_dir, final, load_curves, standard_error
+
+
+def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
+    """The evaluation nearest to ``tokens`` training tokens, or None when none lies within ``tol``
+    (relative): evaluations fall every 10.24 M tokens, so "61 M" is the one at 61.44 M, and a run that
+    stopped short has no point there at all."""
+    best = min(curve["points"], key=lambda p: abs(p["tokens"] - tokens))
+    return best if abs(best["tokens"] - tokens) <= tol * tokens else None
+
+
+def rule110_cell(t: int, n: int, seed: int = 0) -> str:
+    """The name of a fixed-N Rule 110 cell; seed 0 carries no suffix."""
+    return f"rule110-t{t}-n{n}" + (f"-seed{seed}" if seed else "")
+
+
+def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), seeds=(0, 1, 2),
+                tokens=(41e6, 61e6, 100e6), matched: int = 4) -> list[dict]:
+    """Exact accuracy of every seed of each N at equal tokens, and of the compute-matched control
+    ``rule110-t<t>-n1-x<matched>tokens`` at ``matched`` times those tokens (budget "x4"). Cells or
+    evaluations not shipped are left out."""
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for x in tokens:
+        for n in ns:
+            for seed in seeds:
+                c = curves.get(rule110_cell(t, n, seed))
+                p = nearest(c, x) if c else None
+                if p:
+                    rows.append({"cell": rule110_cell(t, n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
+                                 "at": x, "tokens": p["tokens"], "exact": p["exact"]})
+        control = curves.get(f"rule110-t{t}-n1-x{matched}tokens")
+        p = nearest(control, matched * x) if control else None
+        if p:
+            rows.append({"cell": control["cell"], "n_sleep": 1, "seed": 0, "budget": f"x{matched}", "at": x,
+                         "tokens": p["tokens"], "exact": p["exact"]})
+    return rows
+
+
+def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4) -> dict[float, dict]:
+    """Per token budget of ``seeds_table``: does every seed of N = ``high`` beat every seed of N = ``low``
+    (and the compute-matched control)? The issue's acceptance test; None where a side is missing."""
+    verdict = {}
+    for x in sorted({r["at"] for r in rows}):
+        at = [r for r in rows if r["at"] == x]
+        hi = [r["exact"] for r in at if r["n_sleep"] == high]
+        lo = [r["exact"] for r in at if r["n_sleep"] == low and r["budget"] == "equal"]
+        ctrl = [r["exact"] for r in at if r["budget"] != "equal"]
+        verdict[x] = {"seeds": (len(hi), len(lo)), "min_high": min(hi, default=None), "max_low": max(lo, default=None),
+                      "control": ctrl[0] if ctrl else None,
+                      "high_above_low": min(hi) > max(lo) if hi and lo else None,
+                      "high_above_control": min(hi) > ctrl[0] if hi and ctrl else None}
+    return verdict
+
+
+def ablation_table(curves: dict[str, dict] | None = None, t: int = 8, n: int = 2,
+                   rules=("gated_delta", "hebbian", "delta"), tokens: float | None = None) -> list[dict]:
+    """The update-rule ablation: final (or nearest-to-``tokens``) accuracy per rule at depth t and N;
+    the gated delta rule is the plain ``rule110-t<t>-n<N>`` cell."""
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for rule in rules:
+        cell = f"rule110-t{t}-n{n}" + ("" if rule == "gated_delta" else f"-{rule}")
+        c = curves.get(cell)
+        p = (final(c) if tokens is None else nearest(c, tokens)) if c else None
+        if p:
+            rows.append({"cell": cell, "rule": rule, "t": t, "n_sleep": n, "tokens": p["tokens"],
+                         "exact": p["exact"], "per_label": p.get("per_label")})
+    return rows
+
+
+DEPO_K = (1, 2, 4, 8, 16)   # the hop counts the paper reports (Fig. 3)
+
+
+def per_k(record: dict) -> dict[int, float]:
+    """An evaluation's per-hop-count query accuracy ``{k: accuracy}`` (JSON turned the keys to strings)."""
+    return dict(sorted((int(k), v) for k, v in (record.get("per_k") or {}).items()))
+
+
+def depo_table(curves: dict[str, dict] | None = None, ns=(1, 2, 4), ks=DEPO_K) -> list[dict]:
+    """Depo cells ``depo-n<N>``: final per-query accuracy overall and per hop count k (a column "k=K")."""
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for n in ns:
+        c = curves.get(f"depo-n{n}")
+        if c:
+            last, by_k = final(c), per_k(final(c))
+            rows.append({"cell": c["cell"], "n_sleep": n, "tokens": last["tokens"], "per_query": last.get("per_query"),
+                         **{f"k={k}": by_k.get(k) for k in ks}})
+    return rows
+
+
+TEST_TIME_DIR = "test_time_n"
+
+
+def load_test_time_n(folder: str | Path | None = None) -> dict[str, dict]:
+    """The shipped test-time-N evaluations, ``{cell: report}``, one per ``data/results/test_time_n/<cell>.json``
+    as written by ``python -m sleeplab.train.cli eval CHECKPOINT --n-sleep 1 ... 8 --out ...``: ``report
+    ["results"]`` maps each N (a string, as JSON keeps it) to ``sleeplab.evaluate``'s record. A missing
+    folder gives ``{}`` (nothing evaluated yet); a malformed file raises ``ValueError`` naming it."""
+    if folder is None:
+        try:
+            folder = data_dir() / "results" / TEST_TIME_DIR
+        except FileNotFoundError:
+            return {}
+    folder = Path(folder)
+    reports = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            report = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+        res = report.get("results") if isinstance(report, dict) else None
+        if not isinstance(res, dict) or not res or any(
+                not isinstance(r, dict) or "exact" not in r for r in res.values()):
+            raise ValueError(f"{path}: 'results' must map each N to a record with 'exact'")
+        reports[path.stem] = report
+    return reports
+
+
+def table_test_time_n(reports: dict[str, dict]) -> list[dict]:
+    """One row per (cell, N) of ``load_test_time_n``: exact and per-label accuracy with the binomial
+    standard error of exact over the report's examples; the same examples at every N of a cell."""
+    rows = []
+    for cell, report in reports.items():
+        for n, r in sorted(report["results"].items(), key=lambda kv: int(kv[0])):
+            examples = r.get("examples") or report["examples"]
+            rows.append({"cell": cell, "n_sleep": int(n), "examples": examples, "exact": r["exact"],
+                         "se": standard_error(r["exact"], examples), "per_label": r.get("per_label")})
+    return rows

@@ -1,0 +1,224 @@
+"""sleeplab.reproduce and sleeplab.figures: every cell trains what its name says; collect, the tables and
+the figures work on partial data (cells not run yet are left out, never a crash)."""
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from sleeplab import figures, results, tables
+from sleeplab.ops import RULES
+from sleeplab.reproduce import CELLS, DEPO, collect, main
+from sleeplab.tasks import get_task
+from sleeplab.train.config import parse_count
+
+RULE110 = re.compile(r"rule110-t(?P<t>\d+)-(?:n(?P<n>\d+)|nvar|(?P<preset>transformer-evict|transformer-full))"
+                     r"(?:-seed(?P<seed>\d+))?(?:-x(?P<mult>\d+)tokens)?(?:-(?P<rule>[a-z_]+))?")
+NEW_CELLS = ["rule110-t8-n1-seed1", "rule110-t8-n1-seed2", "rule110-t8-n4-seed1", "rule110-t8-n4-seed2",
+             "rule110-t8-n1-x4tokens", "rule110-t8-n2-hebbian", "rule110-t8-n2-delta",
+             "depo-n1", "depo-n2", "depo-n4"]
+
+
+def test_new_cells_exist_and_build_their_models():
+    for name in NEW_CELLS:
+        cfg = CELLS[name]
+        model = cfg.model_config()     # raises on an unknown rule, preset or dial
+        assert cfg.device == "cuda" and cfg.fast and cfg.batch_size == 512
+        assert (model.d_model, model.pattern) == (256, "attn,gdn,attn,gdn")
+
+
+@pytest.mark.parametrize("name", [n for n in CELLS if n.startswith("rule110-")])
+def test_rule110_cell_names_say_what_they_train(name):
+    m = RULE110.fullmatch(name)
+    assert m, f"{name} does not follow the naming scheme"
+    cfg, model = CELLS[name], CELLS[name].model_config()
+    assert cfg.task == "rule110" and cfg.task_args == {"t": int(m["t"])}
+    assert cfg.seed == int(m["seed"] or 0)
+    assert model.rule == (m["rule"] or "gated_delta") and model.rule in RULES
+    assert cfg.preset == (m["preset"] or "sleep")
+    if m["n"]:
+        assert model.n_sleep == int(m["n"]) and model.n_sleep_range is None
+    if m["mult"]:   # compute-matched: N = 1 with mult x the tokens of the N = mult cell at the same t
+        assert model.n_sleep == 1
+        assert parse_count(cfg.tokens) == int(m["mult"]) * parse_count(CELLS[f"rule110-t{m['t']}-n{m['mult']}"].tokens)
+    elif m["n"]:    # fixed-N cells of one depth share one budget, whatever their seed or rule
+        assert cfg.tokens == CELLS[f"rule110-t{m['t']}-n1"].tokens
+
+
+def test_seeds_differ_only_in_seed_from_seed_zero():
+    for n in (1, 4):
+        base = CELLS[f"rule110-t8-n{n}"].to_dict()
+        for s in (1, 2):
+            other = CELLS[f"rule110-t8-n{n}-seed{s}"].to_dict()
+            assert {k for k in base if base[k] != other[k]} == {"seed"} and other["seed"] == s
+
+
+def test_depo_cells_equal_budgets_and_reach_k16():
+    cfgs = {n: CELLS[f"depo-n{n}"] for n in (1, 2, 4)}
+    assert {c.tokens for c in cfgs.values()} == {"150M"}
+    for n, cfg in cfgs.items():
+        assert cfg.task == "depo" and cfg.task_args == DEPO and cfg.model_config().n_sleep == n
+    task_cfg = cfgs[1].task_config()
+    assert set(tables.DEPO_K) <= set(range(task_cfg.k_range[0], task_cfg.k_range[1] + 1))
+    # T and L close to Rule 110's (100, 24), so the measured Rule 110 tokens/s carries over
+    assert cfgs[1].seq_len() == 128 and cfgs[1].model_config().window == 32
+    assert task_cfg.context_len // task_cfg.window >= 3      # edges spread over >= 3 evicted windows
+
+
+POINT = {"loss": 1.0, "per_label": 0.5, "n_sleep": 4, "wall_s": 1.0}
+
+
+def fake_run(root, cell, points, done=True):
+    from sleeplab.train.module import DONE, METRICS
+    d = root / cell
+    d.mkdir(parents=True)
+    (d / METRICS).write_text("".join(json.dumps(p) + "\n" for p in points))
+    if done:
+        (d / DONE).write_text("{}")
+    return d
+
+
+def curve_points(step_tokens, accs, **extra):
+    return [{"step": i, "tokens": i * step_tokens, "exact": a, **POINT, **extra} for i, a in enumerate(accs)]
+
+
+@pytest.fixture
+def fake_curves(tmp_path):
+    """A runs directory as a GPU session leaves it: some cells done, one just started, strays."""
+    runs = tmp_path / "runs"
+    step = 20.48e6     # so 41 M and 61 M fall on points 2 and 3
+    for n, seed, accs in ((1, 0, [0, .2, .5, .6, .9]), (1, 1, [0, .3, .55, .7, .9]), (4, 0, [0, .3, .8, .9, .95]),
+                          (4, 2, [0, .25, .7, .85, .9])):
+        fake_run(runs, tables.rule110_cell(8, n, seed), curve_points(step, accs))
+    fake_run(runs, "rule110-t8-n1-x4tokens", curve_points(step, [0, .2, .5, .6, .75, .8, .82, .85, .87, .88, .9, .9, .91]))
+    fake_run(runs, "rule110-t8-n2-hebbian", curve_points(step, [0, .1, .2]), done=False)
+    fake_run(runs, "rule110-t8-n2-delta", [])                 # started, no evaluation yet
+    per_k = {str(k): 1 / k for k in range(1, 17)}
+    fake_run(runs, "depo-n2", curve_points(65536 * 200, [0, .1, .3], per_query=.3, per_k=per_k))
+    fake_run(runs, "not-a-cell", curve_points(step, [0, 1]))
+    out = tmp_path / "curves.json"
+    out.write_text(json.dumps([{"cell": "rule110-t8-n2", "card": "old", "done": True, "config": {},
+                                "points": curve_points(step, [0, .4, .7, .8, .97])}]))
+    collect(str(runs), str(out), card="test card")
+    return results.load_curves(out)
+
+
+def test_collect_merges_runs_skips_strays_and_empty_runs(fake_curves):
+    assert set(fake_curves) == {"rule110-t8-n1", "rule110-t8-n1-seed1", "rule110-t8-n4", "rule110-t8-n4-seed2",
+                                "rule110-t8-n1-x4tokens", "rule110-t8-n2-hebbian", "rule110-t8-n2", "depo-n2"}
+    assert fake_curves["rule110-t8-n2"]["card"] == "old"                   # kept from the existing file
+    hebb = fake_curves["rule110-t8-n2-hebbian"]
+    assert hebb["card"] == "test card" and hebb["done"] is False
+    assert hebb["config"] == json.loads(json.dumps(CELLS["rule110-t8-n2-hebbian"].to_dict()))
+    info = results.cell_info(hebb)
+    assert (info["rule"], info["n_sleep"], info["seed"]) == ("hebbian", 2, 0)
+    assert results.cell_info(fake_curves["rule110-t8-n1-seed1"])["seed"] == 1
+
+
+def test_seeds_table_and_verdict(fake_curves):
+    rows = tables.seeds_table(fake_curves)
+    at41 = {(r["cell"], r["budget"]): r for r in rows if r["at"] == 41e6}
+    assert {c for c, _ in at41} == {"rule110-t8-n1", "rule110-t8-n1-seed1", "rule110-t8-n4",
+                                    "rule110-t8-n4-seed2", "rule110-t8-n1-x4tokens"}
+    assert at41[("rule110-t8-n1", "equal")]["exact"] == .5 and at41[("rule110-t8-n1", "equal")]["tokens"] == 40.96e6
+    assert at41[("rule110-t8-n1-x4tokens", "x4")]["tokens"] == 163.84e6     # 4x the tokens, nearest point
+    assert not [r for r in rows if r["at"] == 100e6]       # no evaluation near 100 M: left out, not misplaced
+    v = tables.seeds_verdict(rows)
+    assert v[41e6]["seeds"] == (2, 2) and v[41e6]["high_above_low"] is True      # .7 > .55
+    assert v[41e6]["high_above_control"] is False                              # .7 < .87 (at 163.84 M)
+    assert v[61e6]["high_above_low"] is True and v[61e6]["min_high"] == .85
+    assert tables.seeds_verdict([]) == {}
+
+
+def test_ablation_and_depo_tables(fake_curves):
+    rows = tables.ablation_table(fake_curves)
+    assert [r["rule"] for r in rows] == ["gated_delta", "hebbian"]           # delta has no evaluation yet
+    assert rows[0]["exact"] == .97 and rows[1]["exact"] == .2
+    (depo,) = tables.depo_table(fake_curves)
+    assert depo["cell"] == "depo-n2" and depo["per_query"] == .3
+    assert depo["k=1"] == 1 and depo["k=16"] == 1 / 16
+    assert list(tables.per_k(results.final(fake_curves["depo-n2"]))) == list(range(1, 17))
+    text = results.format_table([depo], ("cell", "per_query", "k=1", "k=16"))
+    assert "30.0%" in text and "100.0%" in text and "6.2%" in text
+
+
+def test_figures_skip_cells_without_data(fake_curves):
+    figs = figures.build(fake_curves)
+    assert set(figs) == {"rule110_depth_sleep", "rule110_t8_seeds", "rule110_t8_rule_ablation", "depo_per_k"}
+    names = lambda fig: {tr.name for tr in fig.data}
+    assert names(figs["rule110_t8_rule_ablation"]) == {"gated delta", "hebbian"}
+    assert {"N = 1, seed 1", "N = 4, seed 2", "N = 1, 4x tokens"} <= names(figs["rule110_t8_seeds"])
+    k_trace = figs["depo_per_k"].data[0]
+    assert list(k_trace.x) == list(range(1, 17)) and k_trace.y[0] == 1
+    only_depo = {"depo-n2": fake_curves["depo-n2"]}
+    assert set(figures.build(only_depo)) == {"depo_per_k"}
+    assert figures.build({}) == {}
+
+
+def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
+    main(["tables", "--curves", str(path)])
+    out = capsys.readouterr().out
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 3    # no test_time_n/ beside it
+
+
+def test_depo_cell_records_per_k_on_cpu(tmp_path):
+    """The Depo recipe, shrunk to two CPU steps, trains, evaluates and reaches curves.json with its
+    per-hop-count breakdown (accuracy needs the GPU budget; this checks the plumbing only)."""
+    from sleeplab.train import train
+    cfg = replace(CELLS["depo-n2"], device="cpu", fast=False, batch_size=4, tokens=None, steps=2, eval_every=2,
+                  eval_size=32, warmup_steps=1, threads=2, model_args={"d_model": 32, "n_heads": 2, "n_sleep": 2},
+                  out=str(tmp_path / "runs" / "depo-n2"))
+    train(cfg)
+    collect(str(tmp_path / "runs"), str(tmp_path / "curves.json"))
+    curve = results.load_curves(tmp_path / "curves.json")["depo-n2"]
+    by_k = tables.per_k(results.final(curve))
+    task_cfg = get_task("depo").Config(**DEPO)
+    assert by_k and set(by_k) <= set(range(1, task_cfg.k_max + 1)) and all(0 <= a <= 1 for a in by_k.values())
+
+
+def test_test_time_n_figure_holds_the_shipped_evaluations():
+    """The figure's traces are the numbers of data/results/test_time_n/*.json: x = 1..8, y the exact
+    accuracy at each N, error bars one binomial standard error over the report's examples, and the
+    trained range N ~ U{1..4} of the cell shaded."""
+    reports = tables.load_test_time_n()
+    assert {"rule110-t8-nvar", "rule110-t12-nvar"} <= set(reports)
+    fig = figures.build({}, reports)["rule110_test_time_n"]
+    assert {tr.name for tr in fig.data} == set(reports)
+    for trace in fig.data:
+        report = reports[trace.name]
+        assert list(trace.x) == list(range(1, 9)) == sorted(int(n) for n in report["results"])
+        exact = [report["results"][str(n)]["exact"] for n in trace.x]
+        assert list(trace.y) == exact
+        assert list(trace.error_y.array) == pytest.approx(
+            [results.standard_error(p, report["examples"]) for p in exact])
+        assert 0 < min(trace.error_y.array) and max(trace.error_y.array) < 0.01    # 8,192 examples
+    lo, hi = CELLS["rule110-t8-nvar"].model_args["n_sleep_range"]
+    shaded = [(sh.x0, sh.x1) for sh in fig.layout.shapes]
+    assert shaded == [(lo - 0.5, hi + 0.5)] * len(reports)
+    # panels ordered by depth t, each titled with its t
+    titles = [a.text for a in fig.layout.annotations if a.text.startswith("Rule 110")]
+    assert titles[0].startswith("Rule 110, t = 8 ") and titles[1].startswith("Rule 110, t = 12 ")
+
+
+def test_test_time_n_skipped_or_reported_when_files_missing_or_bad(fake_curves, tmp_path, capsys):
+    assert tables.load_test_time_n(tmp_path / "nowhere") == {}
+    assert "rule110_test_time_n" not in figures.build(fake_curves, {})
+    assert "rule110_test_time_n" not in figures.build(fake_curves)
+    folder = tmp_path / "test_time_n"
+    folder.mkdir()
+    (folder / "rule110-t8-nvar.json").write_text(json.dumps(
+        {"checkpoint": "x/rule110-t8-nvar.sleeplab", "examples": 100,
+         "results": {"2": {"exact": .5, "examples": 100}, "1": {"exact": .25, "examples": 100}}}))
+    rows = tables.table_test_time_n(tables.load_test_time_n(folder))
+    assert [(r["n_sleep"], r["exact"]) for r in rows] == [(1, .25), (2, .5)]       # sorted by N as numbers
+    assert rows[1]["se"] == pytest.approx(0.05)
+    curves = tmp_path / "curves.json"
+    curves.write_text(json.dumps([fake_curves["rule110-t8-n2"]]))
+    main(["tables", "--curves", str(curves)])                # finds test_time_n/ beside the curves
+    out = capsys.readouterr().out
+    assert "rule110-t8-nvar  1" in out and "5.00%" in out
+    (folder / "bad.json").write_text(json.dumps({"results": {"1": {"per_label": .5}}}))
+    with pytest.raises(ValueError, match="bad.json"):
+        tables.load_test_time_n(folder)
