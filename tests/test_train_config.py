@@ -81,6 +81,15 @@ def test_held_out_set_is_fixed_and_from_the_eval_split():
     assert torch.equal(one.tokens, two.tokens) and one.meta["split"] == "eval"
 
 
+def test_larger_held_out_sets_start_with_the_smaller_and_another_seed_draws_a_fresh_one():
+    cfg = TrainConfig(task_args={"t": 2}).task_config()
+    small, large = held_out("rule110", cfg, 64), held_out("rule110", cfg, 256)
+    assert torch.equal(large.tokens[:64], small.tokens), "the training-time set is the start of a larger one"
+    fresh = held_out("rule110", cfg, 256, seed=20261126)
+    shared = {tuple(r) for r in fresh.tokens.tolist()} & {tuple(r) for r in large.tokens.tolist()}
+    assert len(shared) < 3, "another seed, other examples (up to chance collisions)"
+
+
 def test_recipe_copies_never_share_dicts():
     copy = recipe(seed=3)
     copy.task_args["t"] = 9

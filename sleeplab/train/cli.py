@@ -123,6 +123,8 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
     e.add_argument("--n-sleep", type=int, nargs="+", help="N values (default: the model's)")
     e.add_argument("--eval-size", type=int, help="examples (default: the run's eval_size)")
     e.add_argument("--split", choices=("eval", "train"), default="eval")
+    e.add_argument("--eval-seed", type=int, help="draw a fresh held-out set with this seed (default: the "
+                   "fixed set every run is scored on)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     e.add_argument("--out", type=Path, help="also write the JSON here")
     x = sub.add_parser("export", help="compact weights-only copy of a checkpoint (for data/)")
@@ -166,14 +168,15 @@ def run_eval(args) -> dict:
     """Score a checkpoint on held-out examples at each N; at the run's own eval_size (the default) they
     are the very items it was scored on during training."""
     from ..api import evaluate, load
-    from .config import held_out
+    from .config import EVAL_SEED, held_out
     model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
     size = args.eval_size or model.train_config.eval_size
-    batch = held_out(model.task, model.task_config, size, args.split)
+    batch = held_out(model.task, model.task_config, size, args.split,
+                     EVAL_SEED if args.eval_seed is None else args.eval_seed)
     results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config.batch_size)
                for n in (args.n_sleep or [model.config.n_sleep])}
     report = {"checkpoint": str(args.checkpoint), "task": model.task, "step": model.manifest["step"],
-              "split": args.split, "examples": size, "results": results}
+              "split": args.split, "examples": size, "eval_seed": args.eval_seed, "results": results}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

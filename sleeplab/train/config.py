@@ -190,9 +190,10 @@ def draw_n_sleep(model_config: SleepLMConfig, seed: int, step: int) -> int:
     return int(torch.randint(lo, hi + 1, (1,), generator=generator))
 
 
-def held_out(task: str, task_config, size: int, split: str = "eval") -> Batch:
-    """The fixed held-out set: ``size`` examples of ``split`` from EVAL_SEED, made on the CPU."""
-    generator = torch.Generator().manual_seed(derive_seed(EVAL_SEED, task, split))
+def held_out(task: str, task_config, size: int, split: str = "eval", seed: int = EVAL_SEED) -> Batch:
+    """The fixed held-out set: ``size`` examples of ``split`` from EVAL_SEED, made on the CPU (the first
+    examples are the same for every size). Another ``seed`` draws a fresh set from the same partition."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, task, split))
     return get_task(task).make_batch(task_config, size, generator, split=split)
 
 
