@@ -165,7 +165,7 @@ def main(argv=None):
     ap.add_argument("--skip", type=int, default=20, help="time from this step on (after warm-up and capture)")
     ap.add_argument("--eval-size", type=int, default=64)
     ap.add_argument("--runs", type=int, default=4, help="sweep: runs (seeds), spread over the visible GPUs")
-    ap.add_argument("--stop-at", type=int, help="curve: SIGTERM the DDP run once it recorded this step, then resume")
+    ap.add_argument("--stop-at", type=int, help="curve: stop each run by SIGTERM once it recorded this step, then resume it")
     ap.add_argument("--note", default="", help="e.g. which other jobs shared the host")
     ap.add_argument("--work", type=Path, default=Path("/tmp/sleeplab-scaling"))
     ap.add_argument("--out", type=Path, default=ROOT / "data/results/scaling.json")

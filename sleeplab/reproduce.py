@@ -141,12 +141,11 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int = 8192, fresh_se
     from .train.cli import build_parser, run_eval
 
     def cli_eval(path: Path, *extra: str) -> dict:
-        args = build_parser().parse_args(["eval", str(path), "--eval-size", str(eval_size), "--device", "cpu", *extra])
-        report = run_eval(args)
-        (result,) = report["results"].values()
+        argv = ["eval", str(path), "--eval-size", str(eval_size), "--device", "cpu", *extra]
+        args = build_parser().parse_args(argv)
+        (result,) = run_eval(args)["results"].values()
         return {"examples": eval_size, "seed": args.eval_seed, "exact": result["exact"],
-                "per_label": result["per_label"], "command": "sleeplab " + " ".join(
-                    ["eval", str(path), "--eval-size", str(eval_size), "--device", "cpu", *extra])}
+                "per_label": result["per_label"], "command": "sleeplab " + " ".join(argv)}
 
     entries = []
     for path in sorted(Path(ckpt_dir).glob("*.sleeplab")):
@@ -190,15 +189,11 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
         print(f"{x / 1e6:.0f} M, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 worst {pct(v['min_high'])}, N = 1 best "
               f"{pct(v['max_low'])}, N = 1 at 4x tokens {pct(v['control'])}; every N = 4 seed above every "
               f"N = 1 seed: {v['high_above_low']}, above the control: {v['high_above_control']}")
-    shipped = Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json"
-    if shipped.exists():
-        print("\nshipped checkpoints: stated (fixed held-out set) vs a fresh set, exact, points")
-        for e in json.loads(shipped.read_text()):
-            held, fresh = e["heldout"], e["fresh"]
-            se = 100 * (results.standard_error(held["exact"], held["examples"]) ** 2
-                        + results.standard_error(fresh["exact"], fresh["examples"]) ** 2) ** 0.5
-            print(f"{e['cell']:18s} N = {e['n_sleep']}  {100 * held['exact']:.2f}  {100 * fresh['exact']:.2f}  "
-                  f"difference {e['fresh_minus_heldout_points']:+.2f} +- {se:.2f} (1 s.e.)")
+    rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
+    if rows:
+        print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "
+              "se_points: one standard error of the difference\n"
+              + results.format_table(rows, ("cell", "n_sleep", "stated", "fresh", "difference", "se_points")))
 
 
 def main(argv=None):

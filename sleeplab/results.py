@@ -4,9 +4,9 @@
     from sleeplab import results
     curves = results.load_curves()                      # {cell: {"cell", "config", "card", "done", "points"}}
     print(results.format_table(results.final_table(curves)))
-    tables.seeds_table(curves), tables.ablation_table(curves), tables.depo_table(curves)  # seeds, rules, Depo per k
-    tables.table_test_time_n(tables.load_test_time_n())   # variable-N models evaluated at N = 1..8
     model = results.load_model("rule110-t8-nvar")       # data/checkpoints/rule110-t8-nvar.sleeplab
+
+The reproduction's own tables (seeds, update rules, Depo per k, test-time N) are in ``sleeplab.tables``.
 
 Where the data lives: ``data/`` of a checkout of the repository (found next to the installed package,
 so an editable install finds it from any working directory), or wherever ``$SLEEPLAB_DATA`` points.

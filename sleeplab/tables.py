@@ -1,6 +1,7 @@
 """The reproduction's tables (issue #5), computed from the shipped curves alone: seeds at equal
 tokens against a compute-matched control, the update-rule ablation, Depo per hop count, and the
-variable-N models evaluated at test-time N. ``python -m sleeplab.reproduce tables`` prints them;
+variable-N models evaluated at test-time N, and the shipped checkpoints against a fresh held-out set.
+``python -m sleeplab.reproduce tables`` prints them;
 ``sleeplab.figures`` draws them."""
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def ablation_table(curves: dict[str, dict] | None = None, t: int = 8, n: int = 2
     curves = load_curves() if curves is None else curves
     rows = []
     for rule in rules:
-        cell = f"rule110-t{t}-n{n}" + ("" if rule == "gated_delta" else f"-{rule}")
+        cell = rule110_cell(t, n) + ("" if rule == "gated_delta" else f"-{rule}")
         c = curves.get(cell)
         p = (final(c) if tokens is None else nearest(c, tokens)) if c else None
         if p:
@@ -136,4 +137,20 @@ def table_test_time_n(reports: dict[str, dict]) -> list[dict]:
             examples = r.get("examples") or report["examples"]
             rows.append({"cell": cell, "n_sleep": int(n), "examples": examples, "exact": r["exact"],
                          "se": standard_error(r["exact"], examples), "per_label": r.get("per_label")})
+    return rows
+
+
+def shipped_table(manifest: str | Path) -> list[dict]:
+    """Per shipped checkpoint (``MANIFEST.json`` of ``python -m sleeplab.reproduce manifest``): the
+    stated exact accuracy, the one on a fresh held-out set, their difference and its standard error,
+    all in points. A missing manifest gives no rows."""
+    path = Path(manifest)
+    rows = []
+    for e in json.loads(path.read_text()) if path.exists() else []:
+        held, fresh = e["heldout"], e["fresh"]
+        se = (standard_error(held["exact"], held["examples"]) ** 2
+              + standard_error(fresh["exact"], fresh["examples"]) ** 2) ** 0.5
+        rows.append({"cell": e["cell"], "n_sleep": e["n_sleep"], "stated": round(100 * held["exact"], 2),
+                     "fresh": round(100 * fresh["exact"], 2), "difference": e["fresh_minus_heldout_points"],
+                     "se_points": round(100 * se, 2)})
     return rows

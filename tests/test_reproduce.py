@@ -222,3 +222,13 @@ def test_test_time_n_skipped_or_reported_when_files_missing_or_bad(fake_curves, 
     (folder / "bad.json").write_text(json.dumps({"results": {"1": {"per_label": .5}}}))
     with pytest.raises(ValueError, match="bad.json"):
         tables.load_test_time_n(folder)
+
+
+def test_shipped_table_gives_the_difference_and_its_standard_error_in_points(tmp_path):
+    entry = {"cell": "c", "n_sleep": 4, "fresh_minus_heldout_points": -1.0,
+             "heldout": {"exact": 0.5, "examples": 10000}, "fresh": {"exact": 0.49, "examples": 10000}}
+    (tmp_path / "MANIFEST.json").write_text(json.dumps([entry]))
+    (row,) = tables.shipped_table(tmp_path / "MANIFEST.json")
+    assert (row["stated"], row["fresh"], row["difference"]) == (50.0, 49.0, -1.0)
+    assert row["se_points"] == round(100 * (0.25 / 1e4 + 0.49 * 0.51 / 1e4) ** 0.5, 2)  # 0.71
+    assert tables.shipped_table(tmp_path / "missing.json") == []

@@ -42,7 +42,7 @@ from .config import TrainConfig, derive_seed, draw_n_sleep, held_out, train_batc
 from .distributed import EAGER_CALLS, ShardLoss, is_first_process, resolve_devices, trainer_args
 from .loss import model_loss
 from .optim import WarmupConstant, build_optimizers
-from .step import make_step, plain_backward
+from .step import make_step
 
 # fields that may change when a run is resumed: they set the budget and the bookkeeping, not the updates
 # (devices too: every process makes the whole global batch, so the data stream does not depend on it)
@@ -90,6 +90,7 @@ class SleepModule(L.LightningModule):
         self.loss_sum, self.loss_count = None, 0  # training loss since the last record, summed on device
         self.reached = 0  # steps done so far; the run is finished when it reaches self.total
         self.saved = 0    # step of the last checkpoint written
+        self.step_fn = None  # built in configure_optimizers, once the model is on its device
         self.out = Path(cfg.out) if cfg.out else None
         if self.out is not None and (self.out / CHECKPOINT).exists():
             if not resume:
@@ -137,7 +138,7 @@ class SleepModule(L.LightningModule):
         loss_fn = ShardLoss(model_loss, self.trainer.global_rank, world) if world > 1 else model_loss
         self.step_fn = make_step(self.model, self.opts, WarmupConstant(cfg.warmup_steps), cfg.grad_clip,
                                  cfg.precision, cfg.fast, loss_fn=loss_fn,
-                                 backward=self.manual_backward if world > 1 else plain_backward,
+                                 backward=self.manual_backward if world > 1 else torch.Tensor.backward,
                                  eager_calls=EAGER_CALLS if world > 1 else 2)
         self.batches = None  # the fast path makes batch i+1 on a side stream while step i runs
         if fast:
@@ -256,7 +257,7 @@ def _train(cfg, resume, on_eval, trainer_kw) -> RunResult:
             if module.out is not None and module.reached > module.saved:
                 module.save(module.reached)
         finally:
-            if getattr(module, "step_fn", None) is not None:
+            if module.step_fn is not None:
                 module.step_fn.release()
     if module.out is not None and module.reached == module.total and first:
         (module.out / DONE).write_text(json.dumps({"step": module.total, "final": module.metrics[-1]}) + "\n")

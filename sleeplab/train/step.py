@@ -21,13 +21,9 @@ from .loss import model_loss
 from .optim import WarmupConstant
 
 
-def plain_backward(loss: torch.Tensor) -> None:
-    loss.backward()
-
-
 class EagerStep:
     def __init__(self, model, optimizers, schedule: WarmupConstant, grad_clip: float | None = 1.0,
-                 precision: str = "bf16", loss_fn=model_loss, backward=plain_backward):
+                 precision: str = "bf16", loss_fn=model_loss, backward=torch.Tensor.backward):
         """loss_fn(model, batch, n_sleep, plan) -> scalar loss (benchmarks swap in plain Algorithm 1);
         backward(loss) runs the backward pass (Lightning's ``manual_backward`` under DDP)."""
         self.model, self.optimizers, self.schedule, self.loss_fn = model, optimizers, schedule, loss_fn
@@ -66,7 +62,7 @@ class ScheduledStep:
 
 
 def make_step(model, optimizers, schedule: WarmupConstant, grad_clip: float | None = 1.0,
-              precision: str = "bf16", fast: bool = False, loss_fn=model_loss, backward=plain_backward,
+              precision: str = "bf16", fast: bool = False, loss_fn=model_loss, backward=torch.Tensor.backward,
               eager_calls: int = 2):
     """The eager step, or with ``fast`` on a CUDA model the CUDA-graph step (AdamW must then have been
     built with ``capturable=True``, see :func:`build_optimizers`), which first runs ``eager_calls``

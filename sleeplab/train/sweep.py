@@ -93,13 +93,13 @@ def least_busy(gpus: int, busy: list[int | None]) -> int | None:
     return min(range(gpus), key=lambda g: (busy.count(g), g))
 
 
-def _launch(name: str, cfg: TrainConfig, threads: int, gpu: int | None) -> subprocess.Popen:
+def _launch(name: str, cfg: TrainConfig, threads: int, gpu: str | None) -> subprocess.Popen:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads))}
     if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(visible_gpus()[gpu])
+        env["CUDA_VISIBLE_DEVICES"] = gpu
     cmd = [sys.executable, "-m", "sleeplab.train.cli", "train", "--config", str(out / CONFIG), "--resume"]
     with open(out / "log.txt", "a") as log:  # the child keeps its own copy of the handle
         # a session of its own: Ctrl-C reaches only the sweep, which stops each run with SIGTERM, the
@@ -120,10 +120,11 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False, devices:
     grid = read_grid(path)
     root = Path(path).parent / grid.get("out", Path(path).stem)
     runs = expand(grid, root)
-    gpus = len(visible_gpus()) if devices is None else devices
-    if not isinstance(gpus, int) or not 0 <= gpus <= len(visible_gpus()):
-        raise ValueError(f"devices={gpus!r}: this machine shows {len(visible_gpus())} GPUs; "
-                         f"allowed: 0 (CPU or one shared default GPU) to {len(visible_gpus())}")
+    shown = visible_gpus()
+    gpus = len(shown) if devices is None else devices
+    if not isinstance(gpus, int) or not 0 <= gpus <= len(shown):
+        raise ValueError(f"devices={gpus!r}: this machine shows {len(shown)} GPUs; "
+                         f"allowed: 0 (CPU or one shared default GPU) to {len(shown)}")
     parallel = parallel or grid.get("parallel", max(gpus, 1))
     if not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
@@ -147,7 +148,7 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False, devices:
             while todo and len(running) < parallel:
                 name, cfg = todo.pop(0)
                 gpu = least_busy(gpus, [g for _, g in running.values()])
-                running[name] = (_launch(name, cfg, threads, gpu), gpu)
+                running[name] = (_launch(name, cfg, threads, None if gpu is None else shown[gpu]), gpu)
                 print(json.dumps({"run": name, "started": True, "gpu": gpu}), flush=True)
             time.sleep(0.2)
             for name, (proc, _) in list(running.items()):
