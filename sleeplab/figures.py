@@ -15,6 +15,8 @@ COLORS = {1: "#636efa", 2: "#ef553b", 4: "#00cc96"}
 RULE_COLORS = {"gated_delta": "#ef553b", "hebbian": "#ab63fa", "delta": "#ffa15a"}
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 WIDTHS = {"rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
+HEIGHT = 520     # of a figure with one row of panels
+DEPTHS = (4, 8, 12, 16)
 
 
 def _xy(curve: dict, key: str = "exact", upto: float | None = None):
@@ -28,31 +30,42 @@ def _cards(curves: dict, cells) -> str:
     return ", ".join(cards)
 
 
-def depth_sleep(curves: dict):
+def depth_sleep(curves: dict, ts=DEPTHS):
+    """One panel per depth t that has cells (two columns, so four depths stay readable), each N at
+    equal tokens, the N = 1 control at 4x tokens where it ran, and t's best input-blind guess."""
     from plotly.subplots import make_subplots
 
     from .tasks import get_task
-    cells = [f"rule110-t{t}-n{n}" for t in (8, 12) for n in (1, 2, 4)] + ["rule110-t12-n1-x4tokens"]
-    if not any(c in curves for c in cells):
+    cells = {t: [f"rule110-t{t}-n{n}" for n in (1, 2, 4)] + [f"rule110-t{t}-n1-x4tokens"] for t in ts}
+    shown = [t for t in ts if any(c in curves for c in cells[t])]
+    if not shown:
         return None
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}" for t in (8, 12)])
-    for col, t in enumerate((8, 12), start=1):
+    rows, cols = (len(shown) + 1) // 2, min(len(shown), 2)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"Rule 110, t = {t}" for t in shown],
+                        vertical_spacing=0.12)
+    task = get_task("rule110")
+    first = {}     # a legend entry per kind of curve, not one per panel
+    for i, t in enumerate(shown):
+        at = dict(row=i // 2 + 1, col=i % 2 + 1)
         for n in (1, 2, 4):
             c = curves.get(f"rule110-t{t}-n{n}")
             if c:
                 x, y = _xy(c)
-                fig.add_scatter(x=x, y=y, name=f"N = {n}", legendgroup=str(n), showlegend=col == 1,
-                                line=dict(color=COLORS[n]), row=1, col=col)
-        base = get_task("rule110").baselines(get_task("rule110").Config(t=t))
-        fig.add_hline(y=base["majority"], line_dash="dot", line_color="gray", row=1, col=col,
-                      annotation_text="best input-blind guess", annotation_position="top left")
-    ctrl = curves.get("rule110-t12-n1-x4tokens")
-    if ctrl:
-        x, y = _xy(ctrl)
-        fig.add_scatter(x=x, y=y, name="N = 1, 4x tokens", line=dict(color=COLORS[1], dash="dash"), row=1, col=2)
-    fig.update_xaxes(title_text="training tokens (M)")
-    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
-    fig.update_layout(title=f"Sleep passes N at an equal token budget (seed 0, {_cards(curves, cells)})")
+                fig.add_scatter(x=x, y=y, name=f"N = {n}", legendgroup=str(n),
+                                showlegend=first.setdefault(n, t) == t, line=dict(color=COLORS[n]), **at)
+        ctrl = curves.get(f"rule110-t{t}-n1-x4tokens")
+        if ctrl:
+            x, y = _xy(ctrl)
+            fig.add_scatter(x=x, y=y, name="N = 1, 4x tokens", legendgroup="x4",
+                            showlegend=first.setdefault("x4", t) == t, line=dict(color=COLORS[1], dash="dash"), **at)
+        majority = task.baselines(task.Config(t=t))["majority"]
+        fig.add_hline(y=majority, line_dash="dash", line_color="gray", annotation_text="best input-blind guess",
+                      annotation_position="top left", **at)
+    fig.update_xaxes(title_text="training tokens (M)", row=rows)
+    fig.update_yaxes(range=[0, 1])
+    fig.update_yaxes(title_text="held-out exact accuracy", col=1)
+    fig.update_layout(height=HEIGHT * rows, title="Sleep passes N at an equal token budget "
+                      f"(seed 0, {_cards(curves, [c for t in shown for c in cells[t]])})")
     return fig
 
 
@@ -187,7 +200,7 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
     return {name: fig for name, fig in figs.items() if fig is not None}
 
 
-def screenshot(fig, png: Path, width=900, height=520) -> bool:
+def screenshot(fig, png: Path, width=900, height=HEIGHT) -> bool:
     """plotly figure -> PNG through headless Chromium (no kaleido needed); False when Chromium is absent."""
     import shutil
     import subprocess
@@ -216,6 +229,7 @@ def draw(curves_path: str = "data/results/curves.json", out_dir: str = "docs/fig
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
     paths = []
     for name, fig in build(results.load_curves(curves_path), tables.load_test_time_n(test_time_dir)).items():
-        if screenshot(fig, out / f"{name}.png", width=WIDTHS.get(name, 900)):
+        # a figure that sets its own height (one grown by rows of panels) keeps it
+        if screenshot(fig, out / f"{name}.png", width=WIDTHS.get(name, 900), height=fig.layout.height or HEIGHT):
             paths.append(out / f"{name}.png")
     return paths

@@ -63,7 +63,11 @@ class WindowAttention(nn.Module):
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)  # [B, H, P+T, D]
             v = torch.cat([past_kv[1], v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, T, D]
+        # Written out instead of F.scaled_dot_product_attention: windows here are ~24 tokens, where the
+        # fused kernels' tiles are mostly padding (cuDNN's took ~140 us forward + backward a call on an
+        # H100, docs/speed_notes.md); two small matmuls and a softmax that torch.compile fuses cost less.
+        scores = (q @ k.transpose(-2, -1)) * self.head_dim ** -0.5       # [B, H, T, P+T]
+        y = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v      # [B, H, T, D]
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return self.out(y), (k, v)
 
@@ -117,26 +121,36 @@ class GatedDeltaMixer(nn.Module):
     def state_shape(self, batch: int) -> tuple[int, int, int, int]:
         return (batch, self.n_heads, self.head_dim, self.head_dim)  # S: [B, H, K, V]
 
-    def gates(self, x):
-        """(g, beta), each [B, T, H]: log forget gate (<= 0) and write strength in (0, 1)."""
-        dt = _state_dtype(x)
-        g = -self.A_log.to(dt).exp() * F.softplus(self.a_proj(x).to(dt) + self.dt_bias)
-        beta = torch.sigmoid(self.b_proj(x).to(dt))
-        return g, beta
+    def project(self, x):
+        """The six input projections (q, k, v, output gate, a, b) as ONE matmul: the training step is
+        bound by its number of kernels, not by FLOPs (docs/speed_notes.md). The weights stay six
+        parameters, so checkpoints, Muon and probes see the same matrices as before."""
+        w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight, self.g_proj.weight,
+                       self.a_proj.weight, self.b_proj.weight])
+        inner, H = self.n_heads * self.head_dim, self.n_heads
+        return F.linear(x, w).split([inner, inner, inner, inner, H, H], dim=-1)
+
+    def gates(self, a, b):
+        """(g, beta), each [B, T, H], from the a and b projections: log forget gate (<= 0) and
+        write strength in (0, 1)."""
+        dt = _state_dtype(a)
+        g = -self.A_log.to(dt).exp() * F.softplus(a.to(dt) + self.dt_bias)
+        return g, torch.sigmoid(b.to(dt))
 
     def forward(self, x, state: torch.Tensor):
         B, T, _ = x.shape
         shape = (B, T, self.n_heads, self.head_dim)
         dt = _state_dtype(x)
-        q = F.normalize(F.silu(self.q_proj(x)).view(shape).to(dt), dim=-1, eps=1e-6)
-        k = F.normalize(F.silu(self.k_proj(x)).view(shape).to(dt), dim=-1, eps=1e-6)
-        v = F.silu(self.v_proj(x)).view(shape).to(dt)
-        g, beta = self.gates(x)
+        q, k, v, out_gate, a, b = self.project(x)
+        q = F.normalize(F.silu(q).view(shape).to(dt), dim=-1, eps=1e-6)
+        k = F.normalize(F.silu(k).view(shape).to(dt), dim=-1, eps=1e-6)
+        v = F.silu(v).view(shape).to(dt)
+        g, beta = self.gates(a, b)
         # One chunk per window when it fits (padding a 24-token window to 64 would waste 7x the work);
         # longer inputs in chunks of 32, where batched triangular solves are still fast on GPUs.
         o, state = RULES[self.rule](q, k, v, g, beta, initial_state=state, output_final_state=True,
                                     mode=self.op_mode, chunk_size=min(T, 32))
-        o = self.o_norm(o.to(x.dtype)) * F.silu(self.g_proj(x)).view(shape)  # [B, T, H, V]
+        o = self.o_norm(o.to(x.dtype)) * F.silu(out_gate).view(shape)  # [B, T, H, V]
         return self.o_proj(o.reshape(B, T, -1)), state
 
 

@@ -70,7 +70,7 @@ def _depo(n: int, tokens: str = "150M") -> TrainConfig:
 
 CELLS: dict[str, TrainConfig] = {
     # depth x sleep at an equal token budget (N = 1 is the paper's no-loop hybrid)
-    **{f"rule110-t{t}-n{n}": _cell(t, n) for t in (8, 12) for n in (1, 2, 4)},
+    **{f"rule110-t{t}-n{n}": _cell(t, n) for t in (4, 8, 12, 16) for n in (1, 2, 4)},
     # seeds 1 and 2 at t = 8, the deepest t where N = 4 led N = 1 (seed 0 is the unsuffixed cell)
     **{f"rule110-t8-n{n}-seed{s}": _cell(8, n, seed=s) for n in (1, 4) for s in (1, 2)},
     # "more compute" controls: N = 1 with 4x the tokens of the N = 4 cell
@@ -78,7 +78,8 @@ CELLS: dict[str, TrainConfig] = {
     # update-rule ablation; the gated delta rule's cell is rule110-t8-n2
     **{f"rule110-t8-n2-{rule}": _cell(8, 2, rule=rule) for rule in ("hebbian", "delta")},
     # controls the paper did not run
-    "rule110-t8-transformer-evict": _cell(8, tokens="20M", preset="transformer-evict"),
+    **{f"rule110-t{t}-transformer-evict": _cell(t, tokens="20M", preset="transformer-evict")
+       for t in (4, 8, 12, 16)},
     "rule110-t8-transformer-full": _cell(8, tokens="50M", preset="transformer-full"),
     # one checkpoint for every N: N ~ U{1..4} per batch, input re-injected every pass
     **{f"rule110-t{t}-nvar": _cell(t, tokens="150M", n_sleep_range=(1, 4), reinject_input=True)
@@ -121,63 +122,98 @@ def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | No
     path.write_text(json.dumps(sorted(curves.values(), key=lambda c: c["cell"]), indent=1) + "\n")
 
 
-def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int = 8192, fresh_seed: int = 20261126,
+def manifest_eval_size(accuracy: float, floor: int = 8192, max_se_points: float = 0.4) -> int:
+    """Examples per measurement so that two honest measurements of one model rarely differ by a point.
+
+    Two independent measurements of an accuracy p on n examples each differ with standard error
+    sqrt(2 p (1 - p) / n). The smallest power of two >= ``floor`` that brings it to ``max_se_points``
+    or below: 8,192 near 95 % accuracy, 32,768 near 27 % (where 8,192 left a 0.7-point error)."""
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r}")
+    n = floor
+    while (2 * accuracy * (1 - accuracy) / n) ** 0.5 * 100 > max_se_points:
+        n *= 2
+    return n
+
+
+def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, fresh_seed: int = 20261126,
              card: str = "NVIDIA H200") -> Path:
     """Write ``MANIFEST.json`` beside the shipped checkpoints: where each came from, its checksum, and
-    its held-out exact accuracy at its own N, measured twice on this machine's CPU with the command a
-    user runs (``sleeplab eval``):
+    its held-out exact accuracy at its own N, measured twice on the CPU with the command a user runs
+    (``sleeplab eval``):
 
-    * ``heldout``: the run's fixed held-out set, enlarged to ``eval_size`` examples (its first 2,048
-      scored the training curve); this is the accuracy the manifest states;
-    * ``fresh``: ``eval_size`` examples drawn with another seed, never used before
-      (``sleeplab eval CKPT --eval-size 8192 --eval-seed 20261126 --device cpu``).
+    * ``heldout``: the run's fixed held-out set, enlarged to the sample size (its first 2,048
+      examples scored the training curve); this is the accuracy the manifest states;
+    * ``fresh``: as many examples drawn with another seed, never used before
+      (``sleeplab eval CKPT --eval-size N --eval-seed 20261126 --device cpu``).
 
-    Why 8,192: at 2,048 examples one standard error is up to 1.1 points, so two honest measurements
-    of the same model often differ by more than 1 point; at 8,192 the difference has a standard error
-    of at most 0.8 points (0.3 at 95 % accuracy)."""
+    The sample size is ``eval_size`` or, by default, :func:`manifest_eval_size` of the accuracy the run
+    reached in training. An entry of the existing manifest with the same checksum and sample size is
+    kept as it is (CPU evaluation at N = 4 takes minutes)."""
     import hashlib
+    import os
+    import platform
+
+    import torch
 
     from .train.checkpoint import read_manifest
     from .train.cli import build_parser, run_eval
 
-    def cli_eval(path: Path, *extra: str) -> dict:
-        argv = ["eval", str(path), "--eval-size", str(eval_size), "--device", "cpu", *extra]
+    def cli_eval(path: Path, size: int, *extra: str) -> dict:
+        argv = ["eval", str(path), "--eval-size", str(size), "--device", "cpu", *extra]
         args = build_parser().parse_args(argv)
         (result,) = run_eval(args)["results"].values()
-        return {"examples": eval_size, "seed": args.eval_seed, "exact": result["exact"],
+        return {"examples": size, "seed": args.eval_seed, "exact": result["exact"],
                 "per_label": result["per_label"], "command": "sleeplab " + " ".join(argv)}
 
+    out = Path(ckpt_dir) / "MANIFEST.json"
+    old = {e["sha256"]: e for e in json.loads(out.read_text())} if out.exists() else {}
     entries = []
     for path in sorted(Path(ckpt_dir).glob("*.sleeplab")):
         info = read_manifest(path)
-        heldout, fresh = cli_eval(path), cli_eval(path, "--eval-seed", str(fresh_seed))
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        size = eval_size or manifest_eval_size(info["metrics"]["exact"])
+        if sha in old and old[sha]["heldout"]["examples"] == size:
+            entries.append(old[sha])
+            print(path.name, "unchanged", flush=True)
+            continue
+        heldout, fresh = cli_eval(path, size), cli_eval(path, size, "--eval-seed", str(fresh_seed))
         entries.append({
-            "file": path.name, "cell": path.stem, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "file": path.name, "cell": path.stem, "sha256": sha,
             "command": f"python -m sleeplab.reproduce run {path.stem}", "card": card,
             "tokens": info["tokens"], "n_sleep": info["model_config"]["n_sleep"],
             "task_config": info["task_config"], "model_config": info["model_config"], "code": info["code"],
             "heldout_at_training_end": info["metrics"], "heldout": heldout, "fresh": fresh,
             "fresh_minus_heldout_points": round(100 * (fresh["exact"] - heldout["exact"]), 2),
+            "evaluated_on": f"CPU, {os.cpu_count()} cores ({platform.machine()}), torch {torch.__version__}",
         })
         print(path.name, heldout["exact"], fresh["exact"], flush=True)
-    out = Path(ckpt_dir) / "MANIFEST.json"
     out.write_text(json.dumps(entries, indent=1) + "\n")
     return out
 
 
 def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | None = None) -> None:
-    """The seeds comparison (with the issue's acceptance verdict), the update-rule ablation, the Depo
-    per-k table and the variable-N models at test-time N (``test_time_dir``, default ``test_time_n/``
-    beside the curves), as text; a table whose cells have no data yet says so."""
+    """The seeds comparison (with the issue's acceptance verdict), the update-rule ablation, the depth x
+    sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
+    variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
+    as text; a table whose cells have no data yet says so."""
     from . import results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
+    # the baselines are fractions that format_table does not know as accuracies
+    evict = [{**r, "chance": f"{100 * r['chance']:.2f}%", "majority": f"{100 * r['majority']:.2f}%"}
+             for r in tables.eviction_table(curves)]
     for title, rows, columns in (
             ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
              ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
             ("update rule at t = 8, N = 2", tables.ablation_table(curves),
              ("cell", "rule", "tokens", "exact", "per_label")),
+            ("depth x sleep at 100 M tokens (seed 0)", tables.depth_table(curves),
+             ("cell", "t", "n_sleep", "tokens", "exact", "per_label")),
+            ("evicting transformer against input-blind guesses (vs_*: exact minus the baseline, points)", evict,
+             ("cell", "t", "tokens", "exact", "per_label", "chance", "majority", "vs_chance", "vs_majority",
+              "within_2_points")),
             ("Depo per hop count k", tables.depo_table(curves),
              ("cell", "n_sleep", "tokens", "per_query", *(f"k={k}" for k in tables.DEPO_K))),
             ("sleep at test time: variable-N models at N = 1..8 (same held-out examples at every N)",
@@ -213,7 +249,8 @@ def main(argv=None):
     f.add_argument("--out", default="docs/figures")
     m = sub.add_parser("manifest", help="checksums and a fresh CPU re-evaluation of data/checkpoints")
     m.add_argument("--dir", default="data/checkpoints")
-    m.add_argument("--eval-size", type=int, default=8192)
+    m.add_argument("--eval-size", type=int, default=None,
+                   help="examples per measurement (default: enough for a 0.4-point standard error)")
     t = sub.add_parser("tables", help="print the seeds, update-rule, Depo and test-time-N tables from data/results")
     t.add_argument("--curves", default="data/results/curves.json")
     sub.add_parser("list", help="list the cells")

@@ -1,6 +1,7 @@
 """The reproduction's tables (issue #5), computed from the shipped curves alone: seeds at equal
-tokens against a compute-matched control, the update-rule ablation, Depo per hop count, and the
-variable-N models evaluated at test-time N, and the shipped checkpoints against a fresh held-out set.
+tokens against a compute-matched control, the update-rule ablation, the depth x sleep grid, the evicting
+transformer against input-blind guesses, Depo per hop count, the variable-N models evaluated at test-time
+N, and the shipped checkpoints against a fresh held-out set.
 ``python -m sleeplab.reproduce tables`` prints them;
 ``sleeplab.figures`` draws them."""
 from __future__ import annotations
@@ -76,6 +77,43 @@ def ablation_table(curves: dict[str, dict] | None = None, t: int = 8, n: int = 2
         if p:
             rows.append({"cell": cell, "rule": rule, "t": t, "n_sleep": n, "tokens": p["tokens"],
                          "exact": p["exact"], "per_label": p.get("per_label")})
+    return rows
+
+
+def depth_table(curves: dict[str, dict] | None = None, ts=(4, 8, 12, 16), ns=(1, 2, 4),
+                tokens: float = 100e6) -> list[dict]:
+    """The depth x sleep grid at an equal budget: each seed-0 cell ``rule110-t<t>-n<N>`` at the evaluation
+    nearest ``tokens``, one row per (t, N). Cells not shipped, or stopped short of ``tokens``, are left out."""
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for t in ts:
+        for n in ns:
+            c = curves.get(rule110_cell(t, n))
+            p = nearest(c, tokens) if c else None
+            if p:
+                rows.append({"cell": rule110_cell(t, n), "t": t, "n_sleep": n, "tokens": p["tokens"],
+                             "exact": p["exact"], "per_label": p.get("per_label")})
+    return rows
+
+
+def eviction_table(curves: dict[str, dict] | None = None, ts=(4, 8, 12, 16)) -> list[dict]:
+    """The evicting transformer ``rule110-t<t>-transformer-evict`` (final evaluation) against the
+    input-blind baselines of its depth: how many points above a uniform guess (``vs_chance``) and above
+    the best input-blind guess (``vs_majority``), and whether it is within 2 points of the latter, i.e. no
+    better than ignoring the input. Cells not shipped are left out."""
+    from .tasks.rule110 import Rule110Config, baselines
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for t in ts:
+        c = curves.get(f"rule110-t{t}-transformer-evict")
+        if not c:
+            continue
+        last, base = final(c), baselines(Rule110Config(t=t))
+        rows.append({"cell": c["cell"], "t": t, "tokens": last["tokens"], "exact": last["exact"],
+                     "per_label": last.get("per_label"), "chance": base["chance"], "majority": base["majority"],
+                     "vs_chance": round(100 * (last["exact"] - base["chance"]), 2),
+                     "vs_majority": round(100 * (last["exact"] - base["majority"]), 2),
+                     "within_2_points": abs(last["exact"] - base["majority"]) <= 0.02})
     return rows
 
 

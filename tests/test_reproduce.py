@@ -142,10 +142,44 @@ def test_ablation_and_depo_tables(fake_curves):
     assert "30.0%" in text and "100.0%" in text and "6.2%" in text
 
 
+def test_depth_table_takes_each_cell_at_its_evaluation_nearest_100M(fake_curves):
+    step = 10.24e6       # as the GPU runs evaluate: 102.4 M is nearest 100 M, and the run went on past it
+    accs = [0, .1, .2, .3, .4, .5, .6, .7, .8, .9, .55, .95]
+    curves = {**fake_curves, **{c: {"cell": c, "points": curve_points(step, accs)}
+                                for c in ("rule110-t4-n2", "rule110-t16-n4")}}
+    rows = tables.depth_table(curves)
+    # the t = 8 cells stop at 81.92 M and t = 12 has none: left out, not placed at another budget
+    assert [(r["t"], r["n_sleep"], r["tokens"], r["exact"]) for r in rows] == [(4, 2, 102.4e6, .55),
+                                                                               (16, 4, 102.4e6, .55)]
+    assert tables.depth_table(curves, tokens=81.92e6, ts=(8,)) == [
+        {"cell": f"rule110-t8-n{n}", "t": 8, "n_sleep": n, "tokens": 81.92e6, "exact": e, "per_label": .5}
+        for n, e in ((1, .9), (2, .97), (4, .95))]
+
+
+@pytest.mark.parametrize("above_majority, within", [(.5, False), (.015, True), (-.015, True), (-.03, False)])
+def test_eviction_table_measures_the_control_against_input_blind_guesses(above_majority, within):
+    base = get_task("rule110").baselines(get_task("rule110").Config(t=8))
+    exact = base["majority"] + above_majority
+    cell = {"cell": "rule110-t8-transformer-evict", "points": curve_points(10.24e6, [.01, exact])}
+    (row,) = tables.eviction_table({"rule110-t8-transformer-evict": cell})     # t = 4, 12, 16 not shipped
+    assert (row["t"], row["tokens"], row["exact"], row["per_label"]) == (8, 10.24e6, exact, .5)
+    assert (row["chance"], row["majority"]) == (base["chance"], base["majority"]) and base["chance"] == 1 / 16
+    assert row["vs_chance"] == round(100 * (exact - 1 / 16), 2)
+    assert row["vs_majority"] == pytest.approx(100 * above_majority, abs=0.005)
+    assert row["within_2_points"] is within
+    assert tables.eviction_table({}) == []
+
+
 def test_figures_skip_cells_without_data(fake_curves):
     figs = figures.build(fake_curves)
     assert set(figs) == {"rule110_depth_sleep", "rule110_t8_seeds", "rule110_t8_rule_ablation", "depo_per_k"}
     names = lambda fig: {tr.name for tr in fig.data}
+    depth = figs["rule110_depth_sleep"]     # only t = 8 has cells: one panel, not four with three empty
+    assert [a.text for a in depth.layout.annotations if a.text.startswith("Rule 110")] == ["Rule 110, t = 8"]
+    assert names(depth) == {"N = 1", "N = 2", "N = 4", "N = 1, 4x tokens"}
+    majority = get_task("rule110").baselines(get_task("rule110").Config(t=8))["majority"]
+    assert [(sh.y0, sh.line.dash) for sh in depth.layout.shapes] == [(majority, "dash")]
+    assert "best input-blind guess" in {a.text for a in depth.layout.annotations}
     assert names(figs["rule110_t8_rule_ablation"]) == {"gated delta", "hebbian"}
     assert {"N = 1, seed 1", "N = 4, seed 2", "N = 1, 4x tokens"} <= names(figs["rule110_t8_seeds"])
     k_trace = figs["depo_per_k"].data[0]
@@ -160,7 +194,8 @@ def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
     path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
     main(["tables", "--curves", str(path)])
     out = capsys.readouterr().out
-    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 3    # no test_time_n/ beside it
+    # no depth grid, eviction control, Depo cell or test_time_n/ beside it
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 5
 
 
 def test_depo_cell_records_per_k_on_cpu(tmp_path):
@@ -232,3 +267,15 @@ def test_shipped_table_gives_the_difference_and_its_standard_error_in_points(tmp
     assert (row["stated"], row["fresh"], row["difference"]) == (50.0, 49.0, -1.0)
     assert row["se_points"] == round(100 * (0.25 / 1e4 + 0.49 * 0.51 / 1e4) ** 0.5, 2)  # 0.71
     assert tables.shipped_table(tmp_path / "missing.json") == []
+
+
+def test_manifest_sample_size_keeps_the_difference_error_under_its_bound():
+    from sleeplab.reproduce import manifest_eval_size
+    for p in (0.0, 0.05, 0.27, 0.5, 0.94, 1.0):
+        n = manifest_eval_size(p)
+        assert n >= 8192 and n & (n - 1) == 0, "a power of two, at least the floor"
+        assert (2 * p * (1 - p) / n) ** 0.5 * 100 <= 0.4
+        assert n == 8192 or (2 * p * (1 - p) / (n // 2)) ** 0.5 * 100 > 0.4, "and no larger than needed"
+    assert manifest_eval_size(0.27) == 32768
+    with pytest.raises(ValueError, match="accuracy must be in \\[0, 1\\], got 1.5"):
+        manifest_eval_size(1.5)

@@ -140,23 +140,27 @@ def unit_lower_inverse(A: torch.Tensor, method: str = "solve") -> torch.Tensor:
     return X
 
 
-def scan_chunks(q, k, dec: Decay, U0, W, S, scale):
+def scan_chunks(q, k, qk, dec: Decay, U0, W, S, scale):
     """The only sequential part: walk the N chunks carrying the state S [B, H, K, V].
 
-    q, k: [B, H, N, C, K]; U0: [B, H, N, C, V]; W: [B, H, N, C, K] or None.
+    q, k: [B, H, N, C, K]; qk = Q K^T: [B, H, N, C, C]; U0: [B, H, N, C, V]; W: [B, H, N, C, K] or None.
     Per chunk, the state-independent parts were done for all chunks at once by the caller; here
         U     = U0 - W S                              (pseudo-values; W is None for rules that
                                                        do not read the state before writing)
         O     = scale * (diag(Gamma) Q S + (Q K^T ⊙ D) U)
         S_end = Gamma_C S + K^T diag(exp(G_C - G_j)) U
     Returns o [B, H, N, C, V] and the final state."""
-    attn = (q @ k.transpose(-1, -2)) * dec.D            # [B, H, N, C, C], causal by D's zeros
+    C = q.shape[3]
+    attn = qk * dec.D                                   # [B, H, N, C, C], causal by D's zeros
     q_dec = q * dec.gamma[..., None]                    # [B, H, N, C, K]
     k_dec = k * dec.to_end[..., None]                   # [B, H, N, C, K]
     chunk_decay_total = dec.gamma[..., -1, None, None]  # [B, H, N, 1, 1] = Gamma_C
+    # diag(Gamma) Q S and W S read the same state: one matmul a chunk for both
+    reads = q_dec if W is None else torch.cat([q_dec, W], dim=-2)  # [B, H, N, C or 2C, K]
     outs = []
     for n in range(q.shape[2]):
-        U = U0[:, :, n] if W is None else U0[:, :, n] - W[:, :, n] @ S   # [B, H, C, V]
-        outs.append(scale * (q_dec[:, :, n] @ S + attn[:, :, n] @ U))
+        read = reads[:, :, n] @ S                                  # [B, H, C or 2C, V]
+        U = U0[:, :, n] if W is None else U0[:, :, n] - read[..., C:, :]   # [B, H, C, V]
+        outs.append(scale * (read[..., :C, :] + attn[:, :, n] @ U))
         S = chunk_decay_total[:, :, n] * S + k_dec[:, :, n].transpose(-1, -2) @ U
     return torch.stack(outs, dim=2), S

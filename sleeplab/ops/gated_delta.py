@@ -73,13 +73,16 @@ def _chunk(q, k, v, g, beta, scale, initial_state, chunk_size):
     gc, bc = (to_chunks(x, C, dt) for x in (g, beta))                    # [B, H, N, C]
     dec = chunk_decay(gc)
 
+    # Products that share an operand are taken as one matmul (the step is bound by kernel count):
+    # [Q; K] K^T gives Q K^T (for the output) and K K^T (for A) together.
+    qk, kk = (torch.cat([qc, kc], dim=-2) @ kc.transpose(-1, -2)).split(C, dim=-2)  # [B, H, N, C, C] each
     # A_ij = beta_i exp(G_i - G_j) (k_i . k_j), j < i. D's diagonal is exp(0) = 1, so mask it out.
-    kk = kc @ kc.transpose(-1, -2)                                       # [B, H, N, C, C]
     A = (bc[..., None] * dec.D * kk).masked_fill(~strictly_lower(C, q.device), 0.0)
     Tinv = unit_lower_inverse(A)                                         # (I + A)^{-1}
-    U0 = Tinv @ (bc[..., None] * vc)                                     # [B, H, N, C, V]
-    W = Tinv @ ((bc * dec.gamma)[..., None] * kc)                        # [B, H, N, C, K]
+    # U0 = Tinv diag(beta) V and W = Tinv diag(beta Gamma) K: one product with [V | K]
+    U0, W = (Tinv @ torch.cat([bc[..., None] * vc, (bc * dec.gamma)[..., None] * kc], dim=-1)
+             ).split([v.shape[-1], K], dim=-1)                           # [B, H, N, C, V], [B, H, N, C, K]
 
     S0 = start_state(initial_state, B, H, K, v.shape[-1], q, dt)
-    o, S = scan_chunks(qc, kc, dec, U0, W, S0, scale)
+    o, S = scan_chunks(qc, kc, qk, dec, U0, W, S0, scale)
     return from_chunks(o, T), S

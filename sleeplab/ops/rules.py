@@ -49,7 +49,7 @@ def _hebbian_chunk(q, k, v, g, beta, scale, initial_state, chunk_size):
     qc, kc, vc = (to_chunks(x, C, dt) for x in (q, k, v))                    # [B, H, N, C, K|V]
     gc, bc = (to_chunks(x, C, dt) for x in (g, beta))                        # [B, H, N, C]
     S0 = start_state(initial_state, B, H, K, v.shape[-1], q, dt)
-    o, S = scan_chunks(qc, kc, chunk_decay(gc), bc[..., None] * vc, None, S0, scale)
+    o, S = scan_chunks(qc, kc, qc @ kc.transpose(-1, -2), chunk_decay(gc), bc[..., None] * vc, None, S0, scale)
     return from_chunks(o, T), S
 
 
