@@ -5,7 +5,7 @@ cell it came from; ``python -m sleeplab.reproduce run CELL [CELL ...]`` re-runs 
 scratch (GPU strongly advised: the paper's model at batch 512), ``python -m sleeplab.reproduce
 collect RUNS_DIR`` gathers finished runs into ``data/results/curves.json``, ``figures`` re-draws
 ``docs/figures`` from that file (and ``data/results/test_time_n/``) alone and ``tables`` prints the
-seeds, ablation, Depo and test-time-N tables.
+seeds, ablation, depth, eviction, Depo, test-time-N and shipped-checkpoint tables.
 
 Settings shared by every cell: the paper's Rule 110 model (4 blocks attn/GDN/attn/GDN, d = 256,
 L = 24, T = 100), batch 512, Muon 2e-3 on hidden matrices as in the paper, AdamW 1e-3 on the rest
@@ -128,10 +128,11 @@ def manifest_eval_size(accuracy: float, floor: int = 8192, max_se_points: float 
     Two independent measurements of an accuracy p on n examples each differ with standard error
     sqrt(2 p (1 - p) / n). The smallest power of two >= ``floor`` that brings it to ``max_se_points``
     or below: 8,192 near 95 % accuracy, 32,768 near 27 % (where 8,192 left a 0.7-point error)."""
+    from .results import standard_error
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy must be in [0, 1], got {accuracy!r}")
     n = floor
-    while (2 * accuracy * (1 - accuracy) / n) ** 0.5 * 100 > max_se_points:
+    while 100 * 2 ** 0.5 * standard_error(accuracy, n) > max_se_points:
         n *= 2
     return n
 
@@ -201,9 +202,6 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
-    # the baselines are fractions that format_table does not know as accuracies
-    evict = [{**r, "chance": f"{100 * r['chance']:.2f}%", "majority": f"{100 * r['majority']:.2f}%"}
-             for r in tables.eviction_table(curves)]
     for title, rows, columns in (
             ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
              ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
@@ -211,7 +209,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
              ("cell", "rule", "tokens", "exact", "per_label")),
             ("depth x sleep at 100 M tokens (seed 0)", tables.depth_table(curves),
              ("cell", "t", "n_sleep", "tokens", "exact", "per_label")),
-            ("evicting transformer against input-blind guesses (vs_*: exact minus the baseline, points)", evict,
+            ("evicting transformer against input-blind guesses (vs_*: exact minus the baseline, points)",
+             tables.eviction_table(curves),
              ("cell", "t", "tokens", "exact", "per_label", "chance", "majority", "vs_chance", "vs_majority",
               "within_2_points")),
             ("Depo per hop count k", tables.depo_table(curves),
@@ -251,7 +250,7 @@ def main(argv=None):
     m.add_argument("--dir", default="data/checkpoints")
     m.add_argument("--eval-size", type=int, default=None,
                    help="examples per measurement (default: enough for a 0.4-point standard error)")
-    t = sub.add_parser("tables", help="print the seeds, update-rule, Depo and test-time-N tables from data/results")
+    t = sub.add_parser("tables", help="print the reproduction's tables from data/results")
     t.add_argument("--curves", default="data/results/curves.json")
     sub.add_parser("list", help="list the cells")
     args = ap.parse_args(argv)

@@ -165,7 +165,7 @@ def format_table(rows: list[dict], columns=("cell", "t", "n_sleep", "tokens", "e
     def fmt(key, value):
         if value is None:
             return "-"
-        if key == "se":
+        if key in ("se", "chance", "majority"):  # small or exact fractions (6.25 %): two decimals
             return f"{100 * value:.2f}%"
         if key in _PERCENT or key.startswith("k="):
             return f"{100 * value:.1f}%"
