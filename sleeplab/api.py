@@ -60,3 +60,34 @@ def evaluate(model: SleepLM, batch: Batch, n_sleep: int | None = None, chunk_siz
     scorer = get_task(batch.meta["task"]).exact_match if "task" in batch.meta else score
     # scored on the CPU, where every task keeps its meta tensors (per hop, per state, ...)
     return {**scorer(torch.cat(preds).cpu(), batch.to("cpu")), "n_sleep": n, "examples": batch.batch_size}
+
+
+def token_cosine(h: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity between different tokens of each window: [B, T, d] -> [B]. Near 1, the
+    tokens' features have collapsed onto one direction and little token information is left to write."""
+    u = torch.nn.functional.normalize(h.float(), dim=-1)
+    T = u.shape[1]
+    return ((u @ u.transpose(1, 2)).sum((1, 2)) - T) / max(T * (T - 1), 1)
+
+
+def pass_statistics(model: SleepLM, batch: Batch, n_sleep: int | None = None, examples: int = 64) -> dict:
+    """Per sleep pass, averaged over the sleeping windows of the first ``examples`` examples: the RMS of
+    the features h a pass leaves (``h_rms``) and the mean cosine between different tokens' h
+    (``token_cos``). Growth of the first and a rise of the second pass after pass are the signs of a
+    residual stream that drowns what each pass writes."""
+    n = model.config.n_sleep if n_sleep is None else n_sleep
+    rms, cos, windows = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+
+    def on_pass(window, p, states, h):
+        rms[p] += h.float().square().mean(-1).sqrt().mean().item()
+        cos[p] += token_cosine(h).mean().item()
+        windows[p] += 1
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        sleep_forward(model, batch.tokens[:examples].to(model.device), batch.loss_mask[:examples].to(model.device),
+                      n_sleep=n, on_pass=on_pass)
+    model.train(was_training)
+    windows.clamp_(min=1)  # a sequence with no sleeping window has nothing to average
+    return {"h_rms": (rms / windows).tolist(), "token_cos": (cos / windows).tolist()}

@@ -169,6 +169,11 @@ class Block(nn.Module):
                       else GatedDeltaMixer(d_model, n_heads, head_dim, rule, op_mode))
         self.mlp = MLP(d_model, mlp_ratio)
 
+    def residual_outputs(self) -> list[nn.Linear]:
+        """The projections whose outputs are added to the residual stream."""
+        mixer_out = self.mixer.out if self.kind == "attn" else self.mixer.o_proj
+        return [mixer_out, self.mlp.down]
+
     def forward(self, x, *, state=None, mask=None, past_kv=None):
         """Returns (x, memory): the new fast weights S for a GDN block, this pass's (K, V) for attention."""
         if self.kind == "attn":

@@ -19,6 +19,8 @@ import torch.nn as nn
 from .layers import Block
 
 EVICTIONS = ("hard", "sliding", "none")
+PASS_NORMS = ("none", "rms")
+INJECTIONS = ("none", "add", "scaled", "adapter")
 
 
 @dataclass
@@ -36,10 +38,12 @@ class SleepLMConfig:
     window: int = 24                     # L: attention window, and the eviction period
     eviction: str = "hard"               # hard: clear the cache every L tokens; sliding: keep L-1; none
     n_sleep: int = 1                     # N: passes over each full window before its KV is evicted
-    # options beyond the paper, all off by default
+    # options beyond the paper, all off by default (sleep.py and layers.py define each one)
     n_sleep_range: tuple[int, int] | None = None  # train with N ~ U{lo..hi} drawn per batch
-    grad_passes: int | None = None       # back-propagate through only the last k passes of a sleep
-    reinject_input: bool = False         # add the window's embedding back in on every pass
+    grad_passes: int | None = None       # features carry gradient through only the last k passes (S always does)
+    pass_norm: str = "none"              # none | rms: features enter every pass at the embedding's scale
+    inject: str = "none"                 # none | add | scaled | adapter: the window's embedding in later passes
+    depth_init: bool = False             # residual output projections scaled by the effective depth (blocks x N)
     checkpoint_windows: bool = False     # recompute each sleep in backward to save memory
 
     def __post_init__(self):
@@ -65,6 +69,10 @@ class SleepLMConfig:
                 raise ValueError(f"n_sleep_range must be (lo, hi) with 1 <= lo <= hi, got {self.n_sleep_range!r}")
         if self.grad_passes is not None and (not isinstance(self.grad_passes, int) or self.grad_passes < 1):
             raise ValueError(f"grad_passes must be None or a positive integer, got {self.grad_passes!r}")
+        if self.pass_norm not in PASS_NORMS:
+            raise ValueError(f"pass_norm {self.pass_norm!r} is not known; allowed: {PASS_NORMS}")
+        if self.inject not in INJECTIONS:
+            raise ValueError(f"inject {self.inject!r} is not known; allowed: {INJECTIONS}")
 
     @property
     def kinds(self) -> list[str]:
@@ -79,11 +87,21 @@ class SleepLMConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SleepLMConfig":
+        d = upgrade_fields(d)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"config has fields this version of sleeplab does not know: {unknown}")
         return cls(**d)
+
+
+def upgrade_fields(d: dict) -> dict:
+    """Config fields as this version names them. Checkpoints written before ``inject`` existed say
+    ``reinject_input``, where True meant the plain add."""
+    d = dict(d)
+    if "reinject_input" in d:
+        d["inject"] = "add" if d.pop("reinject_input") else "none"
+    return d
 
 
 class SleepLM(nn.Module):
@@ -97,7 +115,20 @@ class SleepLM(nn.Module):
         )
         self.norm_f = nn.RMSNorm(c.d_model, eps=1e-6)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        # inject="adapter": later passes read W [h, e] (Huginn's adapter); W starts as [I, I], the
+        # plain sum, and learns how much of the window's embedding each feature needs
+        self.adapter = nn.Linear(2 * c.d_model, c.d_model, bias=False) if c.inject == "adapter" else None
         self.apply(self._init)
+        if self.adapter is not None:
+            with torch.no_grad():
+                self.adapter.weight.copy_(torch.eye(c.d_model).repeat(1, 2))
+        if c.depth_init:
+            # GPT-2's residual scaling with the depth the stream really sees: every pass adds the
+            # output of every block, so a window's features are the sum of blocks x N residual writes
+            scale = (2 * len(self.blocks) * c.n_sleep) ** -0.5
+            for block in self.blocks:
+                for proj in block.residual_outputs():
+                    proj.weight.data.mul_(scale)
 
     @staticmethod
     def _init(module):

@@ -84,18 +84,21 @@ CELLS: dict[str, TrainConfig] = {
     # one checkpoint for every N: N ~ U{1..4} per batch, input re-injected every pass
     **{f"rule110-t{t}-nvar": _cell(t, tokens="150M", n_sleep_range=(1, 4), reinject_input=True)
        for t in (8, 12)},
+    # per-N checkpoints at the budget where N = 4 led at t = 8 (for the notebooks)
+    **{f"rule110-t8-n{n}-41M": _cell(8, n, tokens="41M") for n in (1, 2, 4)},
     # Depo: which hop counts k each N learns (the per-k breakdown of every evaluation)
     **{f"depo-n{n}": _depo(n) for n in (1, 2, 4)},
 }
 
 
 def run(names: list[str], out_root: str, device: str | None = None) -> None:
+    from .recipes import study_config
     from .train import train
-    unknown = [n for n in names if n not in CELLS]
+    unknown = [n for n in names if n not in CELLS and not n.startswith("study-")]
     if unknown:
-        raise ValueError(f"unknown cells {unknown}; allowed: {sorted(CELLS)}")
+        raise ValueError(f"unknown cells {unknown}; allowed: {sorted(CELLS)} and study-... (sleeplab.recipes)")
     for name in names:
-        cfg = CELLS[name]
+        cfg = CELLS[name] if name in CELLS else study_config(name)
         changes = {"out": str(Path(out_root) / name)}
         if device is not None:
             changes["device"] = device

@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .layers import band_mask, block_causal_mask
 
-OnPass = Callable[[int, int, list], None]  # (window index, pass index, states) -> None
+OnPass = Callable[[int, int, list, torch.Tensor], None]  # (window, pass, states, h of the pass) -> None
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,14 @@ def cache_length(cache) -> int:
     return 0
 
 
+def ramped_n_sleep(target: int, step: int, ramp_steps: int) -> int:
+    """The N curriculum: N rises linearly from 1 at step 0 to ``target`` at ``ramp_steps`` (0: no ramp).
+    Shallow sleeps first give the blocks a working single pass before gradients must cross N of them."""
+    if ramp_steps <= 0 or step >= ramp_steps:
+        return target
+    return 1 + (target - 1) * step // ramp_steps
+
+
 def resolve_n_sleep(config, training: bool, n_sleep: int | None, generator=None) -> int:
     """Explicit n_sleep wins; in training a configured range draws N per batch; else config.n_sleep."""
     if n_sleep is not None:
@@ -88,16 +96,50 @@ def resolve_n_sleep(config, training: bool, n_sleep: int | None, generator=None)
     return config.n_sleep
 
 
+def rms(x: torch.Tensor) -> torch.Tensor:
+    """Root mean square over the feature axis: [..., d] -> [..., 1]."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16 up, float64 kept
+    return wide.square().mean(-1, keepdim=True).add(1e-12).sqrt().to(x.dtype)
+
+
+def pass_input(model, h, e, n: int, n_sleep: int) -> torch.Tensor:
+    """What pass ``n`` (from 0) of a sleep reads: the window's embedding e, then the features h of
+    the pass before, changed only by the options of the config (the paper: plain h).
+
+    The blocks are pre-norm residual, so each pass only adds to h: left alone its scale grows pass
+    after pass while the embedding the prediction pass reads stays small, and the blocks' writes
+    shrink in relative terms until tokens look alike. The options:
+
+    * ``grad_passes=k``: h entering passes 1 .. N-k is detached, so gradient flows through the
+      features of the last k passes only; S stays tracked through every pass and window.
+    * ``pass_norm="rms"``: h is rescaled token by token to the RMS of that token's embedding, the
+      scale the first pass (and the prediction pass) is fed.
+    * ``inject``: the embedding comes back in. ``add``: h + e (at its own, small scale); ``scaled``:
+      h + e rescaled to h's RMS, an equal share; ``adapter``: a learned W [h, e at h's scale],
+      starting as the ``scaled`` sum.
+    """
+    config = model.config
+    if n == 0:
+        return e
+    if config.grad_passes is not None and n <= n_sleep - config.grad_passes:
+        h = h.detach()
+    if config.pass_norm == "rms":
+        h = h * (rms(e) / rms(h))
+    if config.inject == "add":
+        return h + e
+    if config.inject in ("scaled", "adapter"):
+        e_at_h = e * (rms(h) / rms(e))
+        return h + e_at_h if config.inject == "scaled" else model.adapter(torch.cat([h, e_at_h], -1))
+    return h
+
+
 def sleep_passes(model, e, states, mask, cache, n_sleep, on_pass: OnPass | None = None, window_index=0):
     """N passes of the block stack over one window (lines 6-8). Returns (S, this window's KV)."""
-    config, h, kvs = model.config, e, None
+    h, kvs = e, None
     for n in range(n_sleep):
-        tracked = config.grad_passes is None or n >= n_sleep - config.grad_passes
-        x = h + e if (config.reinject_input and n > 0) else h
-        with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
-            h, states, kvs = model.run_blocks(x, states, mask, cache)
+        h, states, kvs = model.run_blocks(pass_input(model, h, e, n, n_sleep), states, mask, cache)
         if on_pass is not None:
-            on_pass(window_index, n, states)
+            on_pass(window_index, n, states, h)
     return states, kvs  # h is dropped here: refined features never leave the sleep
 
 

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 
-from ..model import SleepLMConfig
+from ..model import SleepLMConfig, upgrade_fields
 from ..presets import PRESETS, preset
+from ..sleep import ramped_n_sleep
 from ..tasks import get_task
 from ..tasks.base import Batch
 
@@ -67,6 +68,8 @@ class TrainConfig:
     # optimiser (paper §4.3: Muon 2e-3 tuned on N = 1, AdamW fixed at 5e-5; the rest is not reported)
     muon_lr: float = 2e-3
     adam_lr: float = 5e-5
+    muon_lr_n_power: float = 0.0                     # Muon's rate is muon_lr * N ** -power (0: the paper's)
+    n_ramp_steps: int = 0                            # N curriculum: N rises from 1 to its target over these steps
     weight_decay: float = 0.0
     warmup_steps: int = 100                          # linear warm-up, then constant
     grad_clip: float | None = 1.0
@@ -85,10 +88,11 @@ class TrainConfig:
     progress: bool = False                           # progress bar (never when $CI is set)
 
     def __post_init__(self):
-        self.task_args, self.model_args = dict(self.task_args), dict(self.model_args)
-        for name in ("batch_size", "warmup_steps", "eval_every", "eval_size", "save_every", "steps", "threads"):
+        self.task_args, self.model_args = dict(self.task_args), upgrade_fields(self.model_args)
+        for name in ("batch_size", "warmup_steps", "n_ramp_steps", "eval_every", "eval_size", "save_every",
+                     "steps", "threads"):
             value = getattr(self, name)
-            minimum = 0 if name == "warmup_steps" else 1
+            minimum = 0 if name in ("warmup_steps", "n_ramp_steps") else 1
             if value is None and name in ("save_every", "steps", "threads"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -99,9 +103,10 @@ class TrainConfig:
             raise ValueError(f"give tokens ({self.tokens!r}) or steps ({self.steps!r}), not both")
         if self.tokens is not None:
             parse_count(self.tokens)
-        for name in ("muon_lr", "adam_lr", "weight_decay"):
-            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        for name in ("muon_lr", "adam_lr", "weight_decay", "muon_lr_n_power"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be None (off) or > 0, got {self.grad_clip!r}")
         if self.device != "auto":
@@ -160,6 +165,11 @@ class TrainConfig:
         budget = parse_count(self.tokens if self.tokens is not None else DEFAULT_TOKENS)
         return math.ceil(budget / self.tokens_per_step())
 
+    def effective_muon_lr(self) -> float:
+        """Muon's base rate for this run's N: deeper unrolls take larger steps per update of a weight
+        that every pass reuses, so a rate tuned at N = 1 may be too large at N = 4."""
+        return self.muon_lr * self.model_config().n_sleep ** -self.muon_lr_n_power
+
     def checkpoint_every(self) -> int:
         return self.save_every or self.eval_every
 
@@ -181,13 +191,16 @@ def train_batch(cfg: TrainConfig, step: int, device: torch.device, task_config=N
     return cfg.task_module().make_batch(task_config, cfg.batch_size, generator, split="train").to(device)
 
 
-def draw_n_sleep(model_config: SleepLMConfig, seed: int, step: int) -> int:
-    """N for this step: the config's fixed N, or a draw from ``n_sleep_range`` seeded by (seed, step)."""
+def draw_n_sleep(model_config: SleepLMConfig, seed: int, step: int, ramp_steps: int = 0) -> int:
+    """N for this step: the config's fixed N, or a draw from ``n_sleep_range`` seeded by (seed, step),
+    capped by the N curriculum (``ramped_n_sleep``) while ``step < ramp_steps``."""
     if model_config.n_sleep_range is None:
-        return model_config.n_sleep
-    lo, hi = model_config.n_sleep_range
-    generator = torch.Generator().manual_seed(derive_seed(seed, "n_sleep", step))
-    return int(torch.randint(lo, hi + 1, (1,), generator=generator))
+        n = top = model_config.n_sleep
+    else:
+        lo, top = model_config.n_sleep_range
+        generator = torch.Generator().manual_seed(derive_seed(seed, "n_sleep", step))
+        n = int(torch.randint(lo, top + 1, (1,), generator=generator))
+    return min(n, ramped_n_sleep(top, step, ramp_steps))
 
 
 def held_out(task: str, task_config, size: int, split: str = "eval", seed: int = EVAL_SEED) -> Batch:

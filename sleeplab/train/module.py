@@ -10,7 +10,8 @@ The loader yields step *indices*; the batch of step i is generated from (seed, i
 
 Every ``eval_every`` steps (and at steps 0 and last) the model is scored on the held-out set at its
 configured N. A record holds step, tokens, loss (mean training loss since the previous record), exact,
-per_label, the task's breakdowns (e.g. per_state), n_sleep and wall_s (summed over resumes).
+per_label, the task's breakdowns (e.g. per_state), n_sleep, passes (h RMS and token cosine after each
+sleep pass, ``api.pass_statistics``) and wall_s (summed over resumes).
 
 The run directory (``cfg.out``) holds ``config.json``, ``metrics.jsonl`` (one record a line),
 ``checkpoint.sleeplab`` (the latest, written every ``save_every`` steps, at the end, and when the run
@@ -34,7 +35,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ..api import evaluate
+from ..api import evaluate, pass_statistics
 from ..device import pick_device
 from ..model import SleepLM
 from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_checkpoint, save_checkpoint
@@ -130,7 +131,7 @@ class SleepModule(L.LightningModule):
         # called after Lightning moved the model to its device, so optimiser state lands there too
         cfg = self.cfg
         fast = cfg.fast and self.run_device.type == "cuda"
-        self.opts = build_optimizers(self.model, cfg.muon_lr, cfg.adam_lr, cfg.weight_decay, capturable=fast)
+        self.opts = build_optimizers(self.model, cfg.effective_muon_lr(), cfg.adam_lr, cfg.weight_decay, capturable=fast)
         if self.optimizer_states is not None:
             for opt, state in zip(self.opts, self.optimizer_states, strict=True):
                 opt.load_state_dict(state)
@@ -163,7 +164,7 @@ class SleepModule(L.LightningModule):
             batch = self.batches.get(step)
         else:
             batch = train_batch(cfg, step, self.run_device, self.task_config)
-        loss = self.step_fn(batch, draw_n_sleep(self.model.config, cfg.seed, step), step)
+        loss = self.step_fn(batch, draw_n_sleep(self.model.config, cfg.seed, step, cfg.n_ramp_steps), step)
         if self.batches is not None:
             self.batches.prefetch(step + 1)  # the same (seed, step) stream; an unused last batch is harmless
         self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss  # no host sync per step
@@ -191,7 +192,9 @@ class SleepModule(L.LightningModule):
             return None
         scores = evaluate(self.model, self.eval_set, chunk_size=self.cfg.batch_size)
         scores.pop("examples")
+        passes = pass_statistics(self.model, self.eval_set)
         rec = {"step": step, "tokens": step * self.tokens_per_step, "loss": loss, **scores,
+               "passes": {k: [round(v, 4) for v in vs] for k, vs in passes.items()},
                "wall_s": round(self.wall_s(), 3)}  # scores: exact, per_label, n_sleep and the task's extras
         self.metrics.append(rec)
         if self.out is not None:

@@ -20,9 +20,10 @@ from .muon import BatchedMuon
 
 
 def split_parameters(model) -> dict[str, list[torch.nn.Parameter]]:
-    """{"muon": hidden 2-D matrices of the blocks, "decay": other matrices, "no_decay": the rest}."""
+    """{"muon": hidden 2-D matrices (blocks, pass adapter), "decay": other matrices, "no_decay": the rest}."""
     groups = {"muon": [], "decay": [], "no_decay": []}
-    in_blocks = {id(p) for p in model.blocks.parameters()}
+    hidden = [model.blocks] + ([model.adapter] if model.adapter is not None else [])
+    in_blocks = {id(p) for m in hidden for p in m.parameters()}
     for p in model.parameters():
         if not p.requires_grad:
             continue

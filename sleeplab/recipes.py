@@ -1,0 +1,201 @@
+"""The recipe study: which training recipe lets more sleep win at depth, decided by a plan written
+before the runs (``docs/results.md``, "The recipe study").
+
+A study cell is named ``study-t{t}-n{N}-{recipe}-s{seed}`` (``-{tokens}`` when not 250M), e.g.
+``study-t12-n4-norm-s0`` or ``study-t24-n1-norm+muonN-s2``; :func:`study_config` turns any such name into
+its TrainConfig, so the runner can add cells that the results so far call for. A recipe is ``paper`` (Muon
+2e-3 on hidden matrices, AdamW 5e-5 on the rest, nothing else) or ``+``-joined factors, each one change
+to the paper's recipe:
+
+    norm     features enter every pass at the embedding's scale      (SleepLMConfig.pass_norm="rms")
+    inject   the embedding re-added at the stream's scale            (SleepLMConfig.inject="scaled")
+    ramp     N rises from 1 to its target over the first quarter     (TrainConfig.n_ramp_steps)
+    randn    N ~ U{1..N} drawn per batch, evaluated at N             (SleepLMConfig.n_sleep_range)
+    trunc    features carry gradient through the last 2 passes only  (SleepLMConfig.grad_passes=2)
+    muonN    Muon's rate divided by sqrt(N)                          (TrainConfig.muon_lr_n_power=0.5)
+    adapter  a learned W [h, e] instead of the plain sum             (SleepLMConfig.inject="adapter")
+    depth    residual outputs initialised for blocks x N depth       (SleepLMConfig.depth_init)
+
+Factors that change nothing at N = 1 (all but randn and depth) share the paper's N = 1 runs: a
+one-pass model under them is the same computation (``tests/test_recipe_options.py``).
+
+    python -m sleeplab.recipes plan                 # the cells in the order the runner starts them
+    python -m sleeplab.recipes queue --out RUNS     # run the plan on this machine's GPU, P at a time
+    python -m sleeplab.recipes status --out RUNS    # the last record of every run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .train.config import TrainConfig, parse_count
+
+STEPS_PER_250M = 4883  # ceil(250e6 / (512 x 100)): the study's budget for Rule 110 at batch 512
+FACTORS: dict[str, tuple[dict, dict]] = {  # name -> (model_args, train config changes)
+    "norm": ({"pass_norm": "rms"}, {}),
+    "inject": ({"inject": "scaled"}, {}),
+    "ramp": ({}, {"n_ramp_steps": STEPS_PER_250M // 4}),
+    "randn": ({"n_sleep_range": None}, {}),  # filled with (1, N) for the cell's N
+    "trunc": ({"grad_passes": 2}, {}),
+    "muonN": ({}, {"muon_lr_n_power": 0.5}),
+    "adapter": ({"inject": "adapter"}, {}),
+    "depth": ({"depth_init": True}, {}),
+}
+CHANGES_N1 = {"randn", "depth"}
+SCREEN = ("norm", "inject", "ramp", "muonN", "trunc", "randn")  # adapter and depth: not screened (budget)
+PAPER = dict(batch_size=512, muon_lr=2e-3, adam_lr=5e-5, warmup_steps=100, eval_every=250, eval_size=2048,
+             device="cuda", fast=True)
+_NAME = re.compile(r"study-t(\d+)-n(\d+)-([A-Za-z+]+)-s(\d+)(?:-(\w+))?")
+
+
+def study_name(t: int, n: int, recipe: str, seed: int, tokens: str = "250M") -> str:
+    if n == 1 and recipe != "paper" and not set(recipe.split("+")) & CHANGES_N1:
+        recipe = "paper"  # the same computation: share the paper's run
+    return f"study-t{t}-n{n}-{recipe}-s{seed}" + ("" if tokens == "250M" else f"-{tokens}")
+
+
+def study_config(name: str) -> TrainConfig:
+    match = _NAME.fullmatch(name)
+    if not match:
+        raise ValueError(f"{name!r} is not a study cell; expected study-t<T>-n<N>-<recipe>-s<seed>[-<tokens>]")
+    t, n, recipe, seed, tokens = match.groups()
+    t, n, seed = int(t), int(n), int(seed)
+    factors = [] if recipe == "paper" else recipe.split("+")
+    unknown = [f for f in factors if f not in FACTORS]
+    if unknown:
+        raise ValueError(f"unknown recipe factors {unknown} in {name!r}; allowed: paper, {sorted(FACTORS)}")
+    model_args, changes = {"d_model": 256, "n_heads": 4, "n_sleep": n}, {}
+    for f in factors:
+        m, c = FACTORS[f]
+        model_args |= {k: ((1, n) if k == "n_sleep_range" else v) for k, v in m.items()}
+        changes |= c
+    budget = tokens or "250M"
+    if "n_ramp_steps" in changes:  # a quarter of this cell's own budget
+        changes["n_ramp_steps"] = -(-parse_count(budget) // (512 * 100)) // 4
+    return TrainConfig(**PAPER, task="rule110", task_args={"t": t}, preset="sleep", model_args=model_args,
+                       tokens=budget, seed=seed, **changes)
+
+
+def final_exact(runs: Path, name: str) -> float | None:
+    done = runs / name / "done.json"
+    return json.loads(done.read_text())["final"]["exact"] if done.exists() else None
+
+
+def best_factors(runs: Path) -> list[str] | None:
+    """The screen's factors, best first by final held-out exact at N = 4; None until all are done."""
+    scores = {f: final_exact(runs, study_name(12, 4, f, 0)) for f in SCREEN}
+    if any(v is None for v in scores.values()):
+        return None
+    return sorted(SCREEN, key=lambda f: -scores[f])
+
+
+def combine(a: str, b: str) -> str:
+    return "+".join(sorted({a, b}, key=list(FACTORS).index))
+
+
+def plan(runs: Path) -> list[str]:
+    """Every cell wanted given the results so far, in priority order. Rules fixed before the runs:
+    the two best screen factors (compatible: not both an injection) and their combination get three
+    seeds at t = 12; the best factor alone is the recipe of the deep grid (t = 16, 24, 32), since the
+    grid must start before the seeds finish; the deepest t where its N = 4 leads N = 1 by >= 5 points
+    (seed 0) gets seeds 1 and 2."""
+    cells = [f"rule110-t8-n{n}-41M" for n in (1, 2, 4)]               # per-N checkpoints for notebooks
+    cells += [study_name(12, 4, r, 0) for r in ("paper", *SCREEN)]    # stage 1: the screen
+    cells += [study_name(12, 1, "paper", s) for s in (0, 1, 2)]
+    ranked = best_factors(runs)
+    if ranked is None:
+        return cells
+    first = ranked[0]
+    second = next(f for f in ranked[1:] if not {first, f} <= {"inject", "adapter"})
+    both = combine(first, second)
+    for t in (16, 24):                                                 # stage 3: the deep grid
+        cells += [study_name(t, n, first, 0) for n in (4, 1)]
+    for r in ("paper", first, second, both):                           # stage 2: seeds
+        cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
+    leads = [t for t in (24, 16) if all(final_exact(runs, study_name(t, n, first, 0)) is not None for n in (1, 4))
+             and final_exact(runs, study_name(t, 4, first, 0)) - final_exact(runs, study_name(t, 1, first, 0)) >= 0.05]
+    if leads:
+        cells += [study_name(leads[0], n, first, s) for s in (1, 2) for n in (4, 1)]
+    cells += [study_name(32, n, first, 0, "1B") for n in (4, 1)]       # stage 4: the paper's depth
+    cells += [study_name(t, 2, first, 0) for t in (16, 24)] + [study_name(8, n, first, 0) for n in (1, 2, 4)]
+    return list(dict.fromkeys(cells))
+
+
+def queue(runs: Path, parallel: int, poll_s: float = 5.0) -> None:
+    """Start the plan's cells, ``parallel`` at a time, each a ``reproduce run`` subprocess with its own
+    log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
+    continues. Runs until every wanted cell is done (stop it with SIGTERM: its runs save and stop)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    running: dict[str, subprocess.Popen] = {}
+    try:
+        while True:
+            for name, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[name]
+                    if proc.returncode != 0:  # not retried: its log says why
+                        (runs / name).mkdir(exist_ok=True)
+                        (runs / name / "failed").write_text(f"rc {proc.returncode}\n")
+                    print(f"{time.strftime('%H:%M:%S')} ended {name} rc={proc.returncode} "
+                          f"exact={final_exact(runs, name)}", flush=True)
+            todo = [c for c in plan(runs) if c not in running and final_exact(runs, c) is None
+                    and not (runs / c / "failed").exists()]
+            for name in todo[:max(parallel - len(running), 0)]:
+                log = open(runs / f"{name}.log", "a")
+                running[name] = subprocess.Popen([sys.executable, "-m", "sleeplab.reproduce", "run", name,
+                                                  "--out", str(runs)], stdout=log, stderr=subprocess.STDOUT)
+                print(f"{time.strftime('%H:%M:%S')} start {name}", flush=True)
+            if not running and not todo:
+                return
+            time.sleep(poll_s)
+    finally:
+        for proc in running.values():
+            proc.terminate()
+        for proc in running.values():
+            proc.wait()
+
+
+def status(runs: Path) -> str:
+    """One line per run directory: its last record (step, exact, h RMS per pass) and state."""
+    lines = []
+    for metrics in sorted(runs.glob("*/metrics.jsonl")):
+        records = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        if not records:
+            continue
+        last, run = records[-1], metrics.parent
+        state = "done" if (run / "done.json").exists() else "FAILED" if (run / "failed").exists() else "running"
+        rms = "/".join(f"{v:.2f}" for v in last.get("passes", {}).get("h_rms", []))
+        lines.append(f"{run.name:40s} {state:7s} step {last['step']:6d} exact {last['exact']:.3f} "
+                     f"h_rms {rms} wall {last['wall_s']:.0f}s")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sleeplab.recipes", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("plan", help="the cells wanted now, in order")
+    p.add_argument("--out", type=Path, default=Path("runs"))
+    q = sub.add_parser("queue", help="run the plan")
+    q.add_argument("--out", type=Path, default=Path("runs"))
+    q.add_argument("--parallel", type=int, default=3)
+    st = sub.add_parser("status", help="the last record of every run")
+    st.add_argument("--out", type=Path, default=Path("runs"))
+    args = ap.parse_args(argv)
+    if args.cmd == "status":
+        print(status(args.out))
+    elif args.cmd == "plan":
+        print("\n".join(plan(args.out)))
+    else:
+        if args.parallel < 1:
+            raise SystemExit(f"--parallel must be >= 1, got {args.parallel}")
+        queue(args.out, args.parallel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The recipe study's plan: cell names, what each factor changes, and how the results steer the runner."""
+import json
+
+import pytest
+
+from sleeplab.recipes import FACTORS, SCREEN, combine, plan, study_config, study_name
+
+
+def test_every_factor_changes_the_paper_recipe():
+    paper = study_config("study-t12-n4-paper-s0")
+    assert (paper.muon_lr, paper.adam_lr) == (2e-3, 5e-5)  # the paper's split, not the old 1e-3 AdamW
+    for factor in FACTORS:
+        assert study_config(f"study-t12-n4-{factor}-s0").to_dict() != paper.to_dict(), factor
+
+
+def test_one_pass_cells_share_the_paper_run_unless_the_factor_changes_one_pass():
+    assert study_name(12, 1, "norm+muonN", 2) == "study-t12-n1-paper-s2"
+    assert study_name(12, 1, "randn", 0) == "study-t12-n1-randn-s0"
+    assert study_name(32, 4, "norm", 0, "1B") == "study-t32-n4-norm-s0-1B"
+    assert study_config("study-t32-n4-norm-s0-1B").total_steps() == 19532
+
+
+def test_combined_recipe_carries_both_changes():
+    cfg = study_config(f"study-t12-n4-{combine('muonN', 'norm')}-s1")
+    assert cfg.model_args["pass_norm"] == "rms" and cfg.muon_lr_n_power == 0.5 and cfg.seed == 1
+
+
+@pytest.mark.parametrize("bad", ["study-t12-n4-magic-s0", "rule110-t12", "study-t12-n4-norm"])
+def test_bad_cell_name_is_refused_naming_it(bad):
+    with pytest.raises(ValueError, match=bad):
+        study_config(bad)
+
+
+def _finish(runs, name, exact):
+    (runs / name).mkdir(parents=True, exist_ok=True)
+    (runs / name / "done.json").write_text(json.dumps({"final": {"exact": exact}}))
+
+
+def test_plan_adds_seeds_and_deep_grid_once_the_screen_is_done(tmp_path):
+    first = plan(tmp_path)
+    assert "study-t12-n4-paper-s0" in first and not any("-s1" in c and "-n4-" in c for c in first)
+    scores = dict(zip(SCREEN, (0.30, 0.45, 0.20, 0.40, 0.10, 0.25)))  # inject best, muonN second
+    for factor, exact in scores.items():
+        _finish(tmp_path, study_name(12, 4, factor, 0), exact)
+    later = plan(tmp_path)
+    assert "study-t12-n4-inject+muonN-s2" in later and "study-t16-n4-inject-s0" in later
+    assert "study-t32-n4-inject-s0-1B" in later
+    assert not any("-t24-" in c and "-s1" in c for c in later)  # no deep seeds before a lead is seen
+    _finish(tmp_path, "study-t24-n4-inject-s0", 0.30)
+    _finish(tmp_path, "study-t24-n1-paper-s0", 0.12)
+    assert "study-t24-n4-inject-s2" in plan(tmp_path) and "study-t24-n1-paper-s1" in plan(tmp_path)
