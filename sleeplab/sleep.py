@@ -24,6 +24,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .layers import band_mask, block_causal_mask
+from .seeds import derive_seed
 
 OnPass = Callable[[int, int, list], None]  # (window index, pass index, states) -> None
 
@@ -76,16 +77,28 @@ def cache_length(cache) -> int:
     return 0
 
 
+def check_n_sleep(n_sleep) -> int:
+    """``n_sleep`` itself if it is a valid N (a positive integer), else ValueError naming it."""
+    if not isinstance(n_sleep, int) or n_sleep < 1:
+        raise ValueError(f"n_sleep must be a positive integer, got {n_sleep!r}")
+    return n_sleep
+
+
 def resolve_n_sleep(config, training: bool, n_sleep: int | None, generator=None) -> int:
     """Explicit n_sleep wins; in training a configured range draws N per batch; else config.n_sleep."""
     if n_sleep is not None:
-        if not isinstance(n_sleep, int) or n_sleep < 1:
-            raise ValueError(f"n_sleep must be a positive integer, got {n_sleep!r}")
-        return n_sleep
+        return check_n_sleep(n_sleep)
     if training and config.n_sleep_range is not None:
         lo, hi = config.n_sleep_range
         return int(torch.randint(lo, hi + 1, (1,), generator=generator).item())
     return config.n_sleep
+
+
+def draw_n_sleep(config, seed: int, step: int) -> int:
+    """N for training step ``step`` of a run seeded ``seed``: :func:`resolve_n_sleep` in training, with
+    a generator seeded by (seed, step), so a resumed or data-parallel run draws the same N."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "n_sleep", step))
+    return resolve_n_sleep(config, True, None, generator)
 
 
 def sleep_passes(model, e, states, mask, cache, n_sleep, on_pass: OnPass | None = None, window_index=0):
