@@ -109,13 +109,13 @@ def _safe_records(out: Path) -> list[dict]:
 
 
 def _checkpoint_step(out: Path) -> int:
-    from sleeplab.train.checkpoint import load_checkpoint
+    from sleeplab.checkpoint import load_checkpoint
     return load_checkpoint(out / "checkpoint.sleeplab").step
 
 
 def plot(path: Path, png: Path) -> None:
     import plotly.graph_objects as go
-    from sleeplab.figures import screenshot
+    from sleeplab.repro.figures import screenshot
     recs = [r for r in json.loads(path.read_text()) if r["kind"] == "curve"]
     fig = go.Figure()
     for r in sorted(recs, key=lambda r: r["devices"]):

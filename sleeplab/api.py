@@ -1,8 +1,11 @@
-"""The two verbs notebooks use on trained models: ``load`` a checkpoint, ``evaluate`` it on a task batch.
+"""The two verbs on trained models: ``load`` a checkpoint, ``evaluate`` it on a task batch.
 
-    model = sleeplab.load("data/checkpoints/rule110_t8_n4.sleeplab")
-    batch = get_task(model.task).make_batch(model.task_config, 256, torch.Generator().manual_seed(0), "eval")
+    model = sleeplab.load("data/checkpoints/rule110-t8-n4.sleeplab")
+    batch = sleeplab.tasks.held_out(model.task, model.task_config, 256)   # the run's fixed held-out set
     sleeplab.evaluate(model, batch, n_sleep=8)     # {"exact": ..., "per_label": ..., "n_sleep": 8, ...}
+
+``evaluate`` is the one evaluation of sleeplab: ``sleeplab eval``, the training loop's held-out
+evaluations, the shipped checkpoints' manifest and the notebooks all score through it.
 """
 from __future__ import annotations
 
@@ -10,16 +13,17 @@ import torch
 
 from .device import pick_device
 from .model import SleepLM
-from .sleep import sleep_forward, window_plan
+from .checkpoint import load_checkpoint
+from .sleep import resolve_n_sleep, sleep_forward, window_plan
 from .tasks import get_task
 from .tasks.base import Batch, score
-from .train.checkpoint import load_checkpoint
 
 
 def load(path, device: str | torch.device | None = "cpu") -> SleepLM:
     """A ready model in eval mode from a full checkpoint or a compact export (bf16 weights come back fp32).
 
-    The model carries its provenance: ``model.train_config`` (TrainConfig), ``model.task`` (task name),
+    The model carries its provenance: ``model.train_config`` (the run's TrainConfig as a dict; the
+    training code is not needed to load a model), ``model.task`` (task name),
     ``model.task_config`` (the task's Config) and ``model.manifest`` (step, tokens, metrics, code version).
     ``device=None`` picks CUDA when present.
     """
@@ -28,7 +32,7 @@ def load(path, device: str | torch.device | None = "cpu") -> SleepLM:
         model = SleepLM(ckpt.model_config)
     model.load_state_dict(ckpt.model_state)
     model.to(pick_device(device)).eval()
-    model.train_config, model.task = ckpt.train_config, ckpt.train_config.task
+    model.train_config, model.task = ckpt.train_config, ckpt.manifest["task"]
     model.task_config, model.manifest = ckpt.task_config, ckpt.manifest
     return model
 
@@ -43,9 +47,7 @@ def evaluate(model: SleepLM, batch: Batch, n_sleep: int | None = None, chunk_siz
     ``n_sleep=None`` uses the model's configured N; ``chunk_size`` bounds how many examples run at once.
     The model's train/eval mode is left as it was.
     """
-    n = model.config.n_sleep if n_sleep is None else n_sleep
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n_sleep must be a positive integer or None, got {n_sleep!r}")
+    n = resolve_n_sleep(model.config, False, n_sleep)
     size = chunk_size or batch.batch_size
     plan = window_plan(batch.loss_mask, batch.seq_len, model.config.window)  # one layout per batch
     was_training = model.training

@@ -31,6 +31,26 @@ def autocast(device: torch.device, enabled: bool = True):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def cpu_threads(count: int | None):
+    """torch's CPU thread count set to ``count`` inside, restored after (None: left alone)."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def single_thread(device: torch.device = torch.device("cpu")):
+    """Run CPU work on one thread. A multi-threaded kernel waits for its slowest thread, and on a busy
+    machine (CI, a laptop with a browser open) one descheduled thread adds a whole scheduler time
+    slice (~10-30 ms) to a call: small ops measured 100x slower that way. One thread measures the
+    algorithm, not the scheduler, and for the tiny matrices of the capacity experiments it is faster."""
+    return cpu_threads(1 if device.type == "cpu" else None)
+
+
 def fast_matmul(device: torch.device) -> None:
     """On CUDA let float32 matmuls (the fast-weight state math) use TF32 tensor cores."""
     if device.type == "cuda":

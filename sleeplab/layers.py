@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import RULES
+from .ops import RULES, compute_dtype
 
 KV = tuple[torch.Tensor, torch.Tensor]  # keys, values: each [B, H, len, D]
 
@@ -72,12 +72,6 @@ class WindowAttention(nn.Module):
         return self.out(y), (k, v)
 
 
-def _state_dtype(x: torch.Tensor) -> torch.dtype:
-    """Fast weights accumulate over hundreds of tokens and passes: never below float32 (bf16 under
-    autocast would drift), float64 when the model runs in float64 (exactness tests)."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
 def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
     return x + torch.log(-torch.expm1(-x))
 
@@ -133,14 +127,14 @@ class GatedDeltaMixer(nn.Module):
     def gates(self, a, b):
         """(g, beta), each [B, T, H], from the a and b projections: log forget gate (<= 0) and
         write strength in (0, 1)."""
-        dt = _state_dtype(a)
+        dt = compute_dtype(a)
         g = -self.A_log.to(dt).exp() * F.softplus(a.to(dt) + self.dt_bias)
         return g, torch.sigmoid(b.to(dt))
 
     def forward(self, x, state: torch.Tensor):
         B, T, _ = x.shape
         shape = (B, T, self.n_heads, self.head_dim)
-        dt = _state_dtype(x)
+        dt = compute_dtype(x)
         q, k, v, out_gate, a, b = self.project(x)
         q = F.normalize(F.silu(q).view(shape).to(dt), dim=-1, eps=1e-6)
         k = F.normalize(F.silu(k).view(shape).to(dt), dim=-1, eps=1e-6)

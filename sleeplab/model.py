@@ -1,13 +1,14 @@
 """SleepLM: embedding -> a stack of attention and gated-delta blocks -> output head (eq. 4-6).
 
-The model is deliberately ignorant of sleep. It offers three verbs, and ``sleeplab/sleep.py`` composes
-them into Algorithm 1 (and into the streaming runner):
+The model holds no sleep logic. It offers three verbs, and ``sleeplab/sleep.py`` composes them into
+Algorithm 1 (and into the streaming runner):
 
     h = model.embed(tokens, start)                         # once per window
     h, S, kv = model.run_blocks(h, S, mask, past_kv)       # one pass of the whole block stack
     logits = model.head_logits(h)                          # only in prediction windows
 
-``model(tokens, loss_mask)`` runs the sleep loop for convenience.
+``model(tokens, loss_mask)`` calls that loop (``sleep.sleep_forward``) for convenience, the one place
+the model uses ``sleep.py``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from .layers import Block
+from .ops import compute_dtype
 
 EVICTIONS = ("hard", "sliding", "none")
 PASS_NORMS = ("none", "rms")
@@ -144,7 +146,7 @@ class SleepLM(nn.Module):
 
     def empty_state(self, batch: int) -> list[torch.Tensor | None]:
         """Fast weights S = 0 for every GDN block (None for attention blocks): Alg. 1, line 1."""
-        dtype = torch.float64 if self.head.weight.dtype == torch.float64 else torch.float32
+        dtype = compute_dtype(self.head.weight)
         return [torch.zeros(b.mixer.state_shape(batch), device=self.device, dtype=dtype) if b.kind == "gdn" else None
                 for b in self.blocks]
 

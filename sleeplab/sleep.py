@@ -24,6 +24,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from .layers import band_mask, block_causal_mask
+from .seeds import derive_seed
 
 OnPass = Callable[[int, int, list, torch.Tensor], None]  # (window, pass, states, h of the pass) -> None
 
@@ -76,6 +77,13 @@ def cache_length(cache) -> int:
     return 0
 
 
+def check_n_sleep(n_sleep) -> int:
+    """``n_sleep`` itself if it is a valid N (a positive integer), else ValueError naming it."""
+    if not isinstance(n_sleep, int) or n_sleep < 1:
+        raise ValueError(f"n_sleep must be a positive integer, got {n_sleep!r}")
+    return n_sleep
+
+
 def ramped_n_sleep(target: int, step: int, ramp_steps: int) -> int:
     """The N curriculum: N rises linearly from 1 at step 0 to ``target`` at ``ramp_steps`` (0: no ramp).
     Shallow sleeps first give the blocks a working single pass before gradients must cross N of them."""
@@ -87,13 +95,20 @@ def ramped_n_sleep(target: int, step: int, ramp_steps: int) -> int:
 def resolve_n_sleep(config, training: bool, n_sleep: int | None, generator=None) -> int:
     """Explicit n_sleep wins; in training a configured range draws N per batch; else config.n_sleep."""
     if n_sleep is not None:
-        if not isinstance(n_sleep, int) or n_sleep < 1:
-            raise ValueError(f"n_sleep must be a positive integer, got {n_sleep!r}")
-        return n_sleep
+        return check_n_sleep(n_sleep)
     if training and config.n_sleep_range is not None:
         lo, hi = config.n_sleep_range
         return int(torch.randint(lo, hi + 1, (1,), generator=generator).item())
     return config.n_sleep
+
+
+def draw_n_sleep(config, seed: int, step: int, ramp_steps: int = 0) -> int:
+    """N for training step ``step`` of a run seeded ``seed``: :func:`resolve_n_sleep` in training, with
+    a generator seeded by (seed, step), so a resumed or data-parallel run draws the same N; capped by
+    the N curriculum (:func:`ramped_n_sleep`) while ``step < ramp_steps``."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, "n_sleep", step))
+    top = config.n_sleep if config.n_sleep_range is None else config.n_sleep_range[1]
+    return min(resolve_n_sleep(config, True, None, generator), ramped_n_sleep(top, step, ramp_steps))
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:

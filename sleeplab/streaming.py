@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from .sleep import attention_mask, cache_length, evict, sleep_passes
+from .sleep import attention_mask, cache_length, check_n_sleep, evict, sleep_passes
 
 
 class StreamingRunner:
     def __init__(self, model, n_sleep: int | None = None, batch_size: int = 1, record: bool = False):
         self.model, self.batch_size, self.record = model, batch_size, record
-        self.n_sleep = model.config.n_sleep if n_sleep is None else n_sleep
-        if not isinstance(self.n_sleep, int) or self.n_sleep < 1:
-            raise ValueError(f"n_sleep must be a positive integer, got {self.n_sleep!r}")
+        self.n_sleep = check_n_sleep(model.config.n_sleep if n_sleep is None else n_sleep)
         self.reset()
 
     def reset(self):

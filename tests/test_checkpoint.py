@@ -13,9 +13,10 @@ import sleeplab
 from sleeplab.model import SleepLM
 from sleeplab.presets import PAPER_RULE110, preset
 from sleeplab.tasks import rule110
-from sleeplab.train import TrainConfig, build_optimizers, export, load_checkpoint, read_manifest, save_checkpoint
+from sleeplab.checkpoint import export, load_checkpoint, read, read_manifest, write
+from sleeplab.train import TrainConfig, build_optimizers, save_checkpoint
 from sleeplab.train import train
-from sleeplab.train.checkpoint import CHECKPOINT, METRICS, read, write
+from sleeplab.train.checkpoint import CHECKPOINT, METRICS, load_run
 
 
 def tiny(out, **kw):
@@ -137,7 +138,7 @@ def test_config_from_other_code_is_refused_naming_the_field(saved, tmp_path, sec
     header["manifest"][section][field] = "red"
     path = write(tmp_path / "odd.sleeplab", "checkpoint", header["manifest"], tensors)  # valid checksum
     with pytest.raises(ValueError, match=f"does not match this version of sleeplab: .*'{field}'"):
-        load_checkpoint(path)
+        load_run(path)  # the core's load_checkpoint checks the model and task configs, load_run all three
 
 
 def test_manifest_records_code_version_step_and_configs(saved):

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from sleeplab.train import TINY_RULE110
-from sleeplab.train.checkpoint import CHECKPOINT, DONE, load_checkpoint
+from sleeplab.checkpoint import load_checkpoint
+from sleeplab.train.checkpoint import CHECKPOINT, DONE
 from sleeplab.train.cli import build_parser, config_from_args, main
 from sleeplab.train.sweep import expand, read_grid, run_sweep
 

@@ -11,7 +11,8 @@ import torch
 from sleeplab.model import SleepLM
 from sleeplab.presets import preset
 from sleeplab.tasks import get_task
-from sleeplab.train.checkpoint import CHECKPOINT, load_checkpoint
+from sleeplab.checkpoint import load_checkpoint
+from sleeplab.train.checkpoint import CHECKPOINT
 from sleeplab.train.distributed import ShardLoss, resolve_devices, shard
 from sleeplab.train.loss import model_loss
 from sleeplab.train.sweep import least_busy

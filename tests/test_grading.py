@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sleeplab import grading
+from sleeplab.lab import grading
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "solutions"
 

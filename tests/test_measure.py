@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from sleeplab import measure
+from sleeplab import device
+from sleeplab.lab import measure
 
 
 def test_loglog_slope_recovers_exponents():
@@ -21,7 +22,7 @@ def test_time_call_is_positive_and_runs_enough():
 
 def test_single_thread_restores_thread_count():
     before = torch.get_num_threads()
-    with measure.single_thread(torch.device("cpu")):
+    with device.single_thread(torch.device("cpu")):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

@@ -8,7 +8,8 @@ from sleeplab.model import SleepLM, SleepLMConfig
 from sleeplab.presets import preset
 from sleeplab.sleep import pass_input, ramped_n_sleep, rms, sleep_forward
 from sleeplab.tasks.base import Batch
-from sleeplab.train.config import TrainConfig, draw_n_sleep
+from sleeplab.sleep import draw_n_sleep
+from sleeplab.train.config import TrainConfig
 
 L, T, V = 8, 36, 11
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from sleeplab.recipes import FACTORS, SCREEN, combine, plan, study_config, study_name
+from sleeplab.repro.recipes import FACTORS, SCREEN, combine, plan, study_config, study_name
 
 
 def test_every_factor_changes_the_paper_recipe():

@@ -1,4 +1,4 @@
-"""sleeplab.reproduce and sleeplab.figures: every cell trains what its name says; collect, the tables and
+"""sleeplab.repro (cells, collect, tables, figures): every cell trains what its name says; collect, the tables and
 the figures work on partial data (cells not run yet are left out, never a crash)."""
 import json
 import re
@@ -6,14 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from sleeplab import figures, results, tables
+from sleeplab.repro import figures, results, tables
 from sleeplab.ops import RULES
-from sleeplab.reproduce import CELLS, DEPO, collect, main
+from sleeplab.repro.__main__ import main
+from sleeplab.repro.cells import CELLS, DEPO, collect
 from sleeplab.tasks import get_task
 from sleeplab.train.config import parse_count
 
 RULE110 = re.compile(r"rule110-t(?P<t>\d+)-(?:n(?P<n>\d+)|nvar|(?P<preset>transformer-evict|transformer-full))"
-                     r"(?:-seed(?P<seed>\d+))?(?:-x(?P<mult>\d+)tokens)?(?:-(?P<rule>[a-z_]+))?")
+                     r"(?:-seed(?P<seed>\d+))?(?:-x(?P<mult>\d+)tokens)?(?:-(?P<rule>[a-z_]+))?(?:-(?P<budget>\d+[MB]))?")
 NEW_CELLS = ["rule110-t8-n1-seed1", "rule110-t8-n1-seed2", "rule110-t8-n4-seed1", "rule110-t8-n4-seed2",
              "rule110-t8-n1-x4tokens", "rule110-t8-n2-hebbian", "rule110-t8-n2-delta",
              "depo-n1", "depo-n2", "depo-n4"]
@@ -41,6 +42,8 @@ def test_rule110_cell_names_say_what_they_train(name):
     if m["mult"]:   # compute-matched: N = 1 with mult x the tokens of the N = mult cell at the same t
         assert model.n_sleep == 1
         assert parse_count(cfg.tokens) == int(m["mult"]) * parse_count(CELLS[f"rule110-t{m['t']}-n{m['mult']}"].tokens)
+    elif m["budget"]:  # a budget in the name is the budget it trains
+        assert cfg.tokens == m["budget"]
     elif m["n"]:    # fixed-N cells of one depth share one budget, whatever their seed or rule
         assert cfg.tokens == CELLS[f"rule110-t{m['t']}-n1"].tokens
 
@@ -69,7 +72,7 @@ POINT = {"loss": 1.0, "per_label": 0.5, "n_sleep": 4, "wall_s": 1.0}
 
 
 def fake_run(root, cell, points, done=True):
-    from sleeplab.train.module import DONE, METRICS
+    from sleeplab.train.checkpoint import DONE, METRICS
     d = root / cell
     d.mkdir(parents=True)
     (d / METRICS).write_text("".join(json.dumps(p) + "\n" for p in points))
@@ -89,7 +92,7 @@ def fake_curves(tmp_path):
     step = 20.48e6     # so 41 M and 61 M fall on points 2 and 3
     for n, seed, accs in ((1, 0, [0, .2, .5, .6, .9]), (1, 1, [0, .3, .55, .7, .9]), (4, 0, [0, .3, .8, .9, .95]),
                           (4, 2, [0, .25, .7, .85, .9])):
-        fake_run(runs, tables.rule110_cell(8, n, seed), curve_points(step, accs))
+        fake_run(runs, results.cell_name(8, n, seed=seed), curve_points(step, accs))
     fake_run(runs, "rule110-t8-n1-x4tokens", curve_points(step, [0, .2, .5, .6, .75, .8, .82, .85, .87, .88, .9, .9, .91]))
     fake_run(runs, "rule110-t8-n2-hebbian", curve_points(step, [0, .1, .2]), done=False)
     fake_run(runs, "rule110-t8-n2-delta", [])                 # started, no evaluation yet
@@ -270,7 +273,7 @@ def test_shipped_table_gives_the_difference_and_its_standard_error_in_points(tmp
 
 
 def test_manifest_sample_size_keeps_the_difference_error_under_its_bound():
-    from sleeplab.reproduce import manifest_eval_size
+    from sleeplab.repro.cells import manifest_eval_size
     for p in (0.0, 0.05, 0.27, 0.5, 0.94, 1.0):
         n = manifest_eval_size(p)
         assert n >= 8192 and n & (n - 1) == 0, "a power of two, at least the floor"

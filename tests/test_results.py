@@ -1,9 +1,9 @@
-"""sleeplab.results: finding the shipped data, reading it robustly, and the paper's reference numbers."""
+"""sleeplab.repro.results: finding the shipped data, reading it robustly, and the paper's reference numbers."""
 import json
 
 import pytest
 
-from sleeplab import results
+from sleeplab.repro import results
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_points_sorted_and_table_rows(tmp_path):
     assert [p["step"] for p in curves["rule110-t8-n2"]["points"]] == [0, 10]
     (row,) = results.final_table(curves)
     assert row["t"] == 8 and row["n_sleep"] == 2 and row["exact"] == 0.5 and row["card"] == "test card"
-    assert row["command"] == "python -m sleeplab.reproduce run rule110-t8-n2"
+    assert row["command"] == "python -m sleeplab.repro run rule110-t8-n2"
     text = results.format_table([row])
     assert "50.0%" in text and "rule110-t8-n2" in text
     assert results.at_tokens(curves["rule110-t8-n2"], 999)["step"] == 0

@@ -10,7 +10,7 @@ from sleeplab.tasks import rule110
 from sleeplab.tasks.base import Batch
 from sleeplab.train import TrainConfig, train
 from sleeplab.train.checkpoint import CHECKPOINT
-from sleeplab.train.module import cpu_threads
+from sleeplab.device import cpu_threads
 
 TASK = rule110.Config(t=1, n_states=3, width=8)
 
@@ -65,7 +65,7 @@ def test_load_returns_a_ready_model_with_its_provenance(tmp_path):
     rng = torch.get_rng_state()
     model = sleeplab.load(tmp_path / CHECKPOINT)
     assert torch.equal(rng, torch.get_rng_state())  # loading does not disturb the caller's RNG
-    assert not model.training and model.train_config == cfg and model.task == "rule110"
+    assert not model.training and TrainConfig.from_dict(model.train_config) == cfg and model.task == "rule110"
     assert model.task_config == cfg.task_config() and model.manifest["step"] == 2
     for k, v in result.model.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from sleeplab.train import TINY_RULE110, TrainConfig, parse_count, recipe
-from sleeplab.train.config import draw_n_sleep, held_out, train_batch
+from sleeplab.sleep import draw_n_sleep
+from sleeplab.tasks import held_out
+from sleeplab.train.config import train_batch
 
 CPU = torch.device("cpu")
 

@@ -8,7 +8,7 @@ from sleeplab.presets import preset
 from sleeplab.sleep import sleep_forward
 from sleeplab.tasks import rule110
 from sleeplab.train import EagerStep, WarmupConstant, build_optimizers, masked_cross_entropy, model_loss
-from sleeplab.train.module import cpu_threads
+from sleeplab.device import cpu_threads
 from sleeplab.train.step import make_step
 
 TASK = rule110.Config(t=1, n_states=2, width=8)

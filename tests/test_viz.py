@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from sleeplab import viz
+from sleeplab.lab import viz
 
 
 def test_heatmap_from_tensor_is_centred():

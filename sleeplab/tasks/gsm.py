@@ -29,7 +29,6 @@ drawn from the torch generator, so each instance is reproducible on its own.
 from __future__ import annotations
 
 import bisect
-import functools
 import random
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import torch
 
 from ._hash import check_split, combine, hash_int, in_eval, mix32
 from .base import Batch, check_choice, check_positive, check_range, render_tokens, score
+from .gsm_text import ANS, ID, ITEMS, NAMES, PAD, VOCAB, question, statement
 
 NAME = "gsm"
 RENDERINGS = ("symbolic", "words")
@@ -45,15 +45,6 @@ SHAPES = ("random", "chain")
 POSITIONS = ("start", "end")
 OPS = ("const", "copy", "add1", "sub1", "add")     # operands: none (a value), 1, 1, 1, 2
 DISTRACTOR_CUM = (0.25, 0.4, 0.55, 0.7, 1.0)         # distractor op mix: .25 .15 .15 .15 .30 (cumulative)
-
-# Our own names and items (words rendering): 24 x 24 = 576 variables.
-NAMES = ("Ada Bo Cy Dee Eli Fay Gus Hal Ivy Jo Kai Lu Max Nia Oz Pia Quin Rex Sol Tia Uma Vic Wes Zed").split()
-ITEMS = ("apples beads cards dice eggs figs gems hats inks jars keys limes maps nuts oars pens quills "
-         "rings seeds tiles urns vases wands yarns").split()
-VOCAB = (["<pad>", "<q>", "<ans>"] + [str(d) for d in range(10)] + ["V", "=", "+", "-", ".", "?"]
-         + "has as many more fewer than and together how does have".split() + NAMES + ITEMS)
-ID = {s: i for i, s in enumerate(VOCAB)}
-PAD, ANS = ID["<pad>"], ID["<ans>"]
 
 
 @dataclass
@@ -85,7 +76,7 @@ class GSMConfig:
             raise ValueError(f"name_digits must be in 1..6 (upstream uses 6), got {self.name_digits}")
         if self.n_distractors is not None:
             check_positive("n_distractors", self.n_distractors, minimum=0)
-        lens = [len(_statement(self, (0, op, (0,) * _arity(op)))) for op in OPS]
+        lens = [len(statement(self, (0, op, (0,) * _arity(op)))) for op in OPS]
         need = self.n_ops[1] * max(lens) + (self.n_distractors or 0) * max(lens)
         if self.question_position == "start":
             need += self.question_len
@@ -107,7 +98,7 @@ class GSMConfig:
 
     @property
     def question_len(self) -> int:
-        return len(_question(self, 0))
+        return len(question(self, 0))
 
     @property
     def name_space(self) -> int:
@@ -127,60 +118,6 @@ def default_window(config: GSMConfig) -> int:
 
 def _arity(op: str) -> int:
     return {"const": 1, "add": 2}.get(op, 1)   # const carries its value in the argument slot
-
-
-class _Names:
-    """Token strings of variable v: ("V", "0", "4", "2") or (name, item). Symbolic names are made on
-    demand (up to 10**6 of them); the 576 word names are built once."""
-    WORDS = tuple((n, i) for n in NAMES for i in ITEMS)
-
-    def __init__(self, rendering: str, digits: int):
-        self.symbolic, self.fmt = rendering == "symbolic", f"0{digits}d"
-
-    def __getitem__(self, v: int) -> tuple:
-        return ("V", *format(v, self.fmt)) if self.symbolic else self.WORDS[v]
-
-
-@functools.lru_cache(maxsize=8)
-def _names(rendering: str, digits: int) -> _Names:
-    return _Names(rendering, digits)
-
-
-def _var(config: GSMConfig, v: int) -> list[str]:
-    return list(_names(config.rendering, config.name_digits)[v])
-
-
-def _statement(config: GSMConfig, st) -> list[str]:
-    """Token strings of one statement (target, op, args)."""
-    x, op, args = st
-    names = _names(config.rendering, config.name_digits)
-    if config.rendering == "symbolic":
-        if op == "const":
-            rhs = [str(args[0])]
-        elif op == "add":
-            rhs = [*names[args[0]], "+", *names[args[1]]]
-        else:
-            rhs = [*names[args[0]], *SYMBOLIC_TAIL[op]]
-        return [*names[x], "=", *rhs, "."]
-    n, i = names[x]
-    if op == "const":
-        return [n, "has", str(args[0]), i, "."]
-    a = names[args[0]]
-    if op == "add":
-        b = names[args[1]]
-        return [n, "has", "as", "many", i, "as", a[0], "has", a[1], "and", b[0], "has", b[1], "together", "."]
-    return [n, "has", *WORDS_HEAD[op], i, "than" if op != "copy" else "as", a[0], "has", a[1], "."]
-
-
-SYMBOLIC_TAIL = {"copy": (), "add1": ("+", "1"), "sub1": ("-", "1")}
-WORDS_HEAD = {"copy": ("as", "many"), "add1": ("1", "more"), "sub1": ("1", "fewer")}
-
-
-def _question(config: GSMConfig, v: int) -> list[str]:
-    if config.rendering == "symbolic":
-        return ["<q>"] + _var(config, v) + ["?"]
-    n, i = _var(config, v)
-    return ["<q>", "how", "many", i, "does", n, "have", "?"]
 
 
 def apply(op: str, args, values: dict, modulus: int) -> int:
@@ -241,7 +178,7 @@ def _problem(config: GSMConfig, seed: int, want_eval: bool) -> dict:
 
     # Distractors: fresh variables computed from earlier ones, until the problem is full.
     used, defined, extra = set(values), list(values), []
-    texts = {st: _statement(config, st) for st in core}
+    texts = {st: statement(config, st) for st in core}
     room = config.problem_len - sum(len(t) for t in texts.values())
     room -= config.question_len if config.question_position == "start" else 0
     while config.n_distractors is None or len(extra) < config.n_distractors:
@@ -252,10 +189,10 @@ def _problem(config: GSMConfig, seed: int, want_eval: bool) -> dict:
         args = ((rng.randrange(config.modulus),) if op == "const"
                 else tuple(rng.choice(defined) for _ in range(_arity(op))))
         st = (x, op, args)
-        text = _statement(config, st)
+        text = statement(config, st)
         if len(text) > room:
             st = (x, "const", (rng.randrange(config.modulus),))
-            text = _statement(config, st)
+            text = statement(config, st)
             if len(text) > room:
                 break
         used.add(x)
@@ -283,7 +220,7 @@ def make_batch(config: GSMConfig, batch_size: int, generator: torch.Generator,
     rows, problems = [], []
     for seed in seeds:
         pr = _problem(config, seed, want_eval)
-        q = _question(config, pr["question"])
+        q = question(config, pr["question"])
         body, starts = (list(q) if config.question_position == "start" else []), []
         for text in pr.pop("texts"):
             starts.append(len(body))

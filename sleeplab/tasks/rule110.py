@@ -12,7 +12,7 @@ Layout with the defaults (width 24, window L 24, 4 states), T = 100::
 
 The first four windows carry no loss: they are consolidation windows, and the model sleeps on each one
 before its keys and values are evicted. The query tokens Qi sit inside the prediction window, so every
-label is predicted from a token of that window; the paper leaves this alignment open (paper.md §3.1).
+label is predicted from a token of that window; the paper leaves this alignment open (its §3.1).
 If L > width, each state is followed by <pad> up to the end of its window.
 
 Dynamics: cell i's left neighbour is i-1 and its right neighbour is i+1 (mod width when

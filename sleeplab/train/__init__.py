@@ -1,4 +1,4 @@
-"""Training layer: run configs, the paper's optimiser, the training step, checkpoints, ``train()``.
+"""Training layer: run configs, the paper's optimiser, the training step, resumable checkpoints, ``train()``.
 
     from sleeplab.train import TINY_RULE110, recipe, train
     result = train(recipe(seed=1), on_eval=print)
@@ -6,7 +6,7 @@
 ``train``, ``RunResult``, ``SleepModule`` and ``make_trainer`` need Lightning, whose import takes
 seconds, so they load on first use; ``import sleeplab`` stays quick.
 """
-from .checkpoint import export, load_checkpoint, read_manifest, save_checkpoint
+from .checkpoint import load_run, save_checkpoint
 from .config import TINY_RULE110, TrainConfig, parse_count, recipe
 from .loss import masked_cross_entropy, model_loss
 from .optim import WarmupConstant, build_optimizers
@@ -23,5 +23,5 @@ def __getattr__(name):
 
 
 __all__ = ["TINY_RULE110", "TrainConfig", "parse_count", "recipe", "masked_cross_entropy", "model_loss",
-           "WarmupConstant", "build_optimizers", "EagerStep", "make_step", "export", "load_checkpoint",
-           "read_manifest", "save_checkpoint", *_LIGHTNING]
+           "WarmupConstant", "build_optimizers", "EagerStep", "make_step", "load_run", "save_checkpoint",
+           *_LIGHTNING]

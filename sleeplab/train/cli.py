@@ -168,12 +168,12 @@ def run_eval(args) -> dict:
     """Score a checkpoint on held-out examples at each N; at the run's own eval_size (the default) they
     are the very items it was scored on during training."""
     from ..api import evaluate, load
-    from .config import EVAL_SEED, held_out
+    from ..tasks import EVAL_SEED, held_out
     model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
-    size = args.eval_size or model.train_config.eval_size
+    size = args.eval_size or model.train_config["eval_size"]
     batch = held_out(model.task, model.task_config, size, args.split,
                      EVAL_SEED if args.eval_seed is None else args.eval_seed)
-    results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config.batch_size)
+    results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config["batch_size"])
                for n in (args.n_sleep or [model.config.n_sleep])}
     report = {"checkpoint": str(args.checkpoint), "task": model.task, "step": model.manifest["step"],
               "split": args.split, "examples": size, "eval_seed": args.eval_seed, "results": results}
@@ -223,7 +223,7 @@ def _run(args) -> int:
     elif args.command == "eval":
         run_eval(args)
     elif args.command == "export":
-        from .checkpoint import export
+        from ..checkpoint import export
         path = export(args.checkpoint, args.out, args.dtype)
         print(json.dumps({"export": str(path), "bytes": path.stat().st_size}))
     else:

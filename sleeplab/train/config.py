@@ -8,12 +8,11 @@ window and positions come from the task), the number of steps, and the data stre
 
 So the data order depends only on (seed, step) and never on the model: runs that differ only in N see
 exactly the same batches (the paper's fairness rule, §2.5), and resuming a run needs only the step count.
-The held-out set is ``eval_size`` examples of the task's "eval" split from one fixed seed, generated on
-the CPU, so every run and every machine is scored on the same items.
+The held-out set is ``eval_size`` examples of ``sleeplab.tasks.held_out``: the task's "eval" split from
+one fixed seed, generated on the CPU, so every run and every machine is scored on the same items.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,15 +21,15 @@ import torch
 
 from ..model import SleepLMConfig, upgrade_fields
 from ..presets import PRESETS, preset
-from ..sleep import ramped_n_sleep
-from ..tasks import get_task
+from ..seeds import derive_seed
+from ..tasks import get_task, make_task_config
 from ..tasks.base import Batch
 
 DEFAULT_TOKENS = "40M"   # the paper's Fig. 2a budget, used when neither tokens nor steps is given
-EVAL_SEED = 20260526     # one held-out set for every run, whatever its training seed
 PRECISIONS = ("bf16", "fp32")
 STRATEGIES = ("auto", "ddp")   # DDP is what the fast step's CUDA graph can record (distributed.py)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
+_SEQ_LEN: dict[tuple[str, str], int] = {}   # (task, repr of its config) -> tokens per example
 
 
 def parse_count(value: int | str) -> int:
@@ -46,12 +45,6 @@ def parse_count(value: int | str) -> int:
     if count < 1:
         raise ValueError(f"count {value!r} must be at least 1")
     return count
-
-
-def derive_seed(seed: int, *keys) -> int:
-    """A 63-bit seed from (seed, keys), stable across processes and machines (unlike ``hash``)."""
-    text = "|".join(str(k) for k in ("sleeplab", seed, *keys))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
 @dataclass
@@ -147,8 +140,13 @@ class TrainConfig:
         return make_task_config(self.task, self.task_args)
 
     def seq_len(self) -> int:
-        """Tokens per example, read off one generated example (tasks share one layout per config)."""
-        return self.task_module().make_batch(self.task_config(), 1, torch.Generator().manual_seed(0)).seq_len
+        """Tokens per example, read off one generated example (tasks share one layout per config) the
+        first time a task config asks: model_config, tokens_per_step and total_steps all need it."""
+        task_config = self.task_config()
+        key = (self.task, repr(task_config))
+        if key not in _SEQ_LEN:
+            _SEQ_LEN[key] = self.task_module().make_batch(task_config, 1, torch.Generator().manual_seed(0)).seq_len
+        return _SEQ_LEN[key]
 
     def model_config(self) -> SleepLMConfig:
         task, task_cfg = self.task_module(), self.task_config()
@@ -174,40 +172,11 @@ class TrainConfig:
         return self.save_every or self.eval_every
 
 
-def make_task_config(task: str, args: dict):
-    """The task's Config from a dict of overrides, with a clear error for a dial the task lacks."""
-    config_cls = get_task(task).Config
-    unknown = sorted(set(args) - {f.name for f in fields(config_cls)})
-    if unknown:
-        raise ValueError(f"task {task!r} has no dials {unknown}; "
-                         f"allowed: {sorted(f.name for f in fields(config_cls))}")
-    return config_cls(**args)
-
-
 def train_batch(cfg: TrainConfig, step: int, device: torch.device, task_config=None) -> Batch:
     """Batch number ``step`` of the run's stream: a pure function of (task config, B, seed, step)."""
     generator = torch.Generator(device).manual_seed(derive_seed(cfg.seed, "data", step))
     task_config = task_config if task_config is not None else cfg.task_config()
     return cfg.task_module().make_batch(task_config, cfg.batch_size, generator, split="train").to(device)
-
-
-def draw_n_sleep(model_config: SleepLMConfig, seed: int, step: int, ramp_steps: int = 0) -> int:
-    """N for this step: the config's fixed N, or a draw from ``n_sleep_range`` seeded by (seed, step),
-    capped by the N curriculum (``ramped_n_sleep``) while ``step < ramp_steps``."""
-    if model_config.n_sleep_range is None:
-        n = top = model_config.n_sleep
-    else:
-        lo, top = model_config.n_sleep_range
-        generator = torch.Generator().manual_seed(derive_seed(seed, "n_sleep", step))
-        n = int(torch.randint(lo, top + 1, (1,), generator=generator))
-    return min(n, ramped_n_sleep(top, step, ramp_steps))
-
-
-def held_out(task: str, task_config, size: int, split: str = "eval", seed: int = EVAL_SEED) -> Batch:
-    """The fixed held-out set: ``size`` examples of ``split`` from EVAL_SEED, made on the CPU (the first
-    examples are the same for every size). Another ``seed`` draws a fresh set from the same partition."""
-    generator = torch.Generator().manual_seed(derive_seed(seed, task, split))
-    return get_task(task).make_batch(task_config, size, generator, split=split)
 
 
 # The CPU recipe notebooks and the acceptance test use: Rule 110 at depth t = 2 with two 12-cell states

@@ -3,7 +3,7 @@ optimiser) replayed as one CUDA graph.
 
 Why: the paper's Rule 110 model is tiny (3 M parameters, windows of 24 tokens), so a training step is
 thousands of small kernels, and in eager PyTorch the CPU cannot launch them as fast as the GPU runs
-them (measurements.md: ~1-2 % of the card's peak). A CUDA graph records the kernels of one step once
+them (we measured ~1-2 % of the card's peak). A CUDA graph records the kernels of one step once
 and replays them with a single launch, so the GPU never waits for Python.
 
 Measured on an H200 for the paper's model at batch 512 (``benchmarks/throughput.py``; each change,

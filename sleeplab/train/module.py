@@ -21,7 +21,6 @@ and writes.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -36,10 +35,13 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..api import evaluate, pass_statistics
-from ..device import pick_device
+from ..device import cpu_threads, pick_device
 from ..model import SleepLM
-from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_checkpoint, save_checkpoint
-from .config import TrainConfig, derive_seed, draw_n_sleep, held_out, train_batch
+from ..seeds import derive_seed
+from ..sleep import draw_n_sleep
+from ..tasks import held_out
+from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_run, save_checkpoint
+from .config import TrainConfig, train_batch
 from .distributed import EAGER_CALLS, ShardLoss, is_first_process, resolve_devices, trainer_args
 from .loss import model_loss
 from .optim import WarmupConstant, build_optimizers
@@ -52,7 +54,7 @@ RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "devices",
 
 
 def make_trainer(progress: bool = False, **kw) -> L.Trainer:
-    """A Trainer that prints nothing but our own output (ecosystem.md §5); a bar only if asked, never in CI."""
+    """A Trainer that prints nothing but our own output (Lightning's banners and tips are noise in a log); a bar only if asked, never in CI."""
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # GPU/TPU lines, tips, "fit stopped"
     logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")      # torch 2.13 FutureWarning via lightning
@@ -100,7 +102,7 @@ class SleepModule(L.LightningModule):
             self._restore(self.out / CHECKPOINT)
 
     def _restore(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
+        ckpt = load_run(path)
         saved, now = (json.loads(json.dumps(c.to_dict())) for c in (ckpt.train_config, self.cfg))  # tuples as lists
         changed = sorted(k for k in now if k not in RESUMABLE and now[k] != saved[k])
         if changed:
@@ -223,18 +225,6 @@ class SleepModule(L.LightningModule):
         (self.out / CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
         (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in self.metrics))
         (self.out / DONE).unlink(missing_ok=True)  # a longer budget re-opens a finished run
-
-
-@contextlib.contextmanager
-def cpu_threads(count: int | None):
-    """torch's CPU thread count set to ``count`` inside, restored after (None: left alone)."""
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, on_eval: Callable[[dict], None] | None = None,

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 from ..device import device_count
-from .config import TrainConfig
 from .checkpoint import CHECKPOINT, CONFIG, DONE
+from .config import TrainConfig
 
 try:
     import tomllib

@@ -13,15 +13,14 @@ first subtracts what S already returns for k_i, so it overwrites instead of pili
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
 import torch
 
-from . import device as dev
-from .layers import GatedDeltaMixer, WindowAttention, band_mask
-from .ops import delta_rule, hebbian_rule
+from .. import device as dev
+from ..layers import GatedDeltaMixer, WindowAttention, band_mask
+from ..ops import RULES
 
 
 # ---- timing -----------------------------------------------------------------------------------------
@@ -43,23 +42,6 @@ def time_call(fn, device: torch.device, repeats: int = 3, warmup: int = 1, min_t
     return min(times)
 
 
-@contextlib.contextmanager
-def single_thread(device: torch.device = torch.device("cpu")):
-    """Run CPU work on one thread. A multi-threaded kernel waits for its slowest thread, and on a busy
-    machine (CI, a laptop with a browser open) one descheduled thread adds a whole scheduler time
-    slice (~10-30 ms) to a call: small ops measured 100x slower that way. One thread measures the
-    algorithm, not the scheduler, and for the tiny matrices of the capacity experiments it is faster."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def nbytes(*tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
@@ -78,7 +60,7 @@ def attention_cost(lengths, d_model: int = 256, n_heads: int = 4, window: int = 
     attn = WindowAttention(d_model, n_heads, head_dim).to(device).eval()
     gdn = GatedDeltaMixer(d_model, n_heads, head_dim).to(device).eval()
     rows = []
-    with single_thread(device):
+    with dev.single_thread(device):
         for T in lengths:
             rows.append(_cost_at(int(T), attn, gdn, d_model, window, batch, device, repeats))
     return rows
@@ -161,9 +143,6 @@ def random_keys(n: int, dim: int, generator: torch.Generator | None = None, orth
     return x / x.norm(dim=-1, keepdim=True)
 
 
-RULES = ("hebbian", "delta")
-
-
 def write_pairs(keys: torch.Tensor, values: torch.Tensor, rule: str = "delta", passes: int = 1,
                 beta: float = 1.0, state: torch.Tensor | None = None) -> torch.Tensor:
     """Write the pairs (keys[i] -> values[i]) into a fresh (or given) fast-weight matrix S [K, V] with a
@@ -171,7 +150,7 @@ def write_pairs(keys: torch.Tensor, values: torch.Tensor, rule: str = "delta", p
     again, starting from the S the previous pass left: what a sleep pass does to a window.
     keys [n, K], values [n, V] -> S [K, V]; with a leading batch dim, [b, n, *] -> [b, K, V]."""
     if rule not in RULES:
-        raise ValueError(f"rule {rule!r} is not known; allowed: {list(RULES)}")
+        raise ValueError(f"rule {rule!r} is not known; allowed: {sorted(RULES)}")
     if keys.shape[:-1] != values.shape[:-1]:
         raise ValueError(f"keys {tuple(keys.shape)} and values {tuple(values.shape)} must pair up")
     single = keys.dim() == 2
@@ -180,10 +159,7 @@ def write_pairs(keys: torch.Tensor, values: torch.Tensor, rule: str = "delta", p
     b = torch.full(k.shape[:3], beta, dtype=keys.dtype)
     S = None if state is None else (state[None] if single else state)[:, None]   # [B, 1, K, V]
     for _ in range(passes):
-        if rule == "delta":
-            _, S = delta_rule(k, k, v, b, initial_state=S, output_final_state=True)
-        else:
-            _, S = hebbian_rule(k, k, v, torch.zeros_like(b), b, initial_state=S, output_final_state=True)
+        _, S = RULES[rule](k, k, v, torch.zeros_like(b), b, initial_state=S, output_final_state=True)
     S = S[:, 0]
     return S[0] if single else S
 
@@ -214,7 +190,7 @@ def capacity_curve(dim: int, ns, rule: str = "delta", passes: int = 1, trials: i
     random pairs into a dim x dim fast-weight matrix, for each n in ``ns``. The trials run as one batch."""
     g = torch.Generator().manual_seed(seed)
     out = []
-    with single_thread():
+    with dev.single_thread():
         for n in ns:
             keys = random_keys(n, dim, g, orthogonal, overlap, batch=trials)
             values = random_keys(n, dim, g, batch=trials)
@@ -243,7 +219,7 @@ def write_trajectory(keys: torch.Tensor, values: torch.Tensor, rule: str = "delt
     (pairs not written yet read back as roughly nothing, error ~1)."""
     S = torch.zeros(keys.shape[1], values.shape[1], dtype=keys.dtype)
     states, errors = [], []
-    with single_thread():
+    with dev.single_thread():
         for _ in range(passes):
             for t in range(len(keys)):
                 S = write_pairs(keys[t:t + 1], values[t:t + 1], rule, state=S)
@@ -262,12 +238,12 @@ def influence(model, tokens: torch.Tensor) -> torch.Tensor:
     All T perturbed copies run as one batch through ``sleeplab.parallel_forward`` (the one-pass model:
     equal to the sleep loop with N = 1 at every position, see tests/test_sleep.py), so every position
     gets logits, not just the prediction window."""
-    from .sleep import parallel_forward
+    from ..sleep import parallel_forward
     T, vocab = tokens.shape[0], model.config.vocab_size
     batch = tokens.to(model.device).repeat(T + 1, 1)             # row 0: the original; row p+1: p changed
     idx = torch.arange(T, device=batch.device)
     batch[idx + 1, idx] = (batch[idx + 1, idx] + 1) % vocab
-    with single_thread(model.device):
+    with dev.single_thread(model.device):
         logits = parallel_forward(model, batch).float()
     return (logits[1:] - logits[:1]).abs().amax(-1).cpu()       # [p, t]
 
@@ -278,14 +254,14 @@ def context_swap(model, batch, n_sleep: int | None = None) -> dict:
     prediction window, and compare the logits at the scored positions. A model blind to evicted tokens
     gives exactly the same answers, so its accuracy cannot depend on the context at all.
     Returns max_change (largest logit difference), and exact accuracy with the true and swapped context."""
-    from .sleep import sleep_forward, window_plan
-    from .tasks.base import score
+    from ..sleep import sleep_forward, window_plan
+    from ..tasks.base import score
     plan = window_plan(batch.loss_mask, batch.seq_len, model.config.window)
     first = next(w.start for w in plan if w.predict)          # everything before it has been evicted
     swapped = batch.tokens.clone()
     swapped[:, :first] = batch.tokens[:, :first].roll(1, dims=0)
     out = {}
-    with single_thread(model.device):
+    with dev.single_thread(model.device):
         for name, tokens in (("true", batch.tokens), ("swapped", swapped)):
             logits = sleep_forward(model, tokens.to(model.device), batch.loss_mask.to(model.device), n_sleep,
                                    plan=plan)

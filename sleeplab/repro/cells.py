@@ -1,15 +1,15 @@
 """The cells of our reproduction of the paper's claims, and the code that runs them.
 
 Every shipped curve in ``data/results/curves.json`` and checkpoint in ``data/checkpoints/`` names the
-cell it came from; ``python -m sleeplab.reproduce run CELL [CELL ...]`` re-runs any of them from
-scratch (GPU strongly advised: the paper's model at batch 512), ``python -m sleeplab.reproduce
+cell it came from; ``python -m sleeplab.repro run CELL [CELL ...]`` re-runs any of them from
+scratch (GPU strongly advised: the paper's model at batch 512), ``python -m sleeplab.repro
 collect RUNS_DIR`` gathers finished runs into ``data/results/curves.json``, ``figures`` re-draws
 ``docs/figures`` from that file (and ``data/results/test_time_n/``) alone and ``tables`` prints the
 seeds, ablation, depth, eviction, Depo, test-time-N and shipped-checkpoint tables.
 
 Settings shared by every cell: the paper's Rule 110 model (4 blocks attn/GDN/attn/GDN, d = 256,
 L = 24, T = 100), batch 512, Muon 2e-3 on hidden matrices as in the paper, AdamW 1e-3 on the rest
-(the paper's 5e-5 trained far slower in ``measurements.md``; a deliberate deviation), 100 warm-up
+(the paper's 5e-5 trained far slower in our first measurements; a deliberate deviation), 100 warm-up
 steps, bf16 on GPU, seed 0 unless the name ends in ``-seedS``, equal token budgets across N.
 
 Depo, scaled down (the paper's sizes, preset "paper75", are <= 75 one-token words, L = 75, edges over
@@ -22,31 +22,29 @@ Several GPUs: one process per GPU, several cells per process run one after anoth
 processes may share a GPU (each then gets ~60 % of its speed). The layout that keeps every cell under
 ~4 minutes on 4 cards (the long cell, depo-n4, alone):
 
-    CUDA_VISIBLE_DEVICES=0 python -m sleeplab.reproduce run depo-n4 --out runs &
-    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.reproduce run rule110-t8-n4-seed1 --out runs &
-    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.reproduce run rule110-t8-n1-seed1 --out runs &
-    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.reproduce run depo-n1 --out runs &
-    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.reproduce run rule110-t8-n4-seed2 --out runs &
-    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.reproduce run rule110-t8-n1-seed2 --out runs &
-    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.reproduce run rule110-t8-n2-hebbian --out runs &
-    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.reproduce run rule110-t8-n1-x4tokens --out runs &
-    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.reproduce run depo-n2 --out runs &
-    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.reproduce run rule110-t8-n2-delta --out runs &
+    CUDA_VISIBLE_DEVICES=0 python -m sleeplab.repro run depo-n4 --out runs &
+    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.repro run rule110-t8-n4-seed1 --out runs &
+    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.repro run rule110-t8-n1-seed1 --out runs &
+    CUDA_VISIBLE_DEVICES=1 python -m sleeplab.repro run depo-n1 --out runs &
+    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.repro run rule110-t8-n4-seed2 --out runs &
+    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.repro run rule110-t8-n1-seed2 --out runs &
+    CUDA_VISIBLE_DEVICES=2 python -m sleeplab.repro run rule110-t8-n2-hebbian --out runs &
+    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.repro run rule110-t8-n1-x4tokens --out runs &
+    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.repro run depo-n2 --out runs &
+    CUDA_VISIBLE_DEVICES=3 python -m sleeplab.repro run rule110-t8-n2-delta --out runs &
     wait
-    python -m sleeplab.reproduce collect runs --card "NVIDIA H100 80GB HBM3"   # the card it ran on
-    python -m sleeplab.reproduce figures && python -m sleeplab.reproduce tables
+    python -m sleeplab.repro collect runs --card "NVIDIA H100 80GB HBM3"   # the card it ran on
+    python -m sleeplab.repro figures && python -m sleeplab.repro tables
 
 An interrupted cell resumes from its last checkpoint when the same line is run again.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .train.config import TrainConfig
+from ..train.config import TrainConfig
 
 PAPER_MODEL = {"d_model": 256, "n_heads": 4}
 COMMON = dict(batch_size=512, muon_lr=2e-3, adam_lr=1e-3, warmup_steps=100,
@@ -82,7 +80,7 @@ CELLS: dict[str, TrainConfig] = {
        for t in (4, 8, 12, 16)},
     "rule110-t8-transformer-full": _cell(8, tokens="50M", preset="transformer-full"),
     # one checkpoint for every N: N ~ U{1..4} per batch, input re-injected every pass
-    **{f"rule110-t{t}-nvar": _cell(t, tokens="150M", n_sleep_range=(1, 4), reinject_input=True)
+    **{f"rule110-t{t}-nvar": _cell(t, tokens="150M", n_sleep_range=(1, 4), inject="add")
        for t in (8, 12)},
     # per-N checkpoints at the budget where N = 4 led at t = 8 (for the notebooks)
     **{f"rule110-t8-n{n}-41M": _cell(8, n, tokens="41M") for n in (1, 2, 4)},
@@ -92,11 +90,11 @@ CELLS: dict[str, TrainConfig] = {
 
 
 def run(names: list[str], out_root: str, device: str | None = None) -> None:
+    from ..train import train
     from .recipes import study_config
-    from .train import train
     unknown = [n for n in names if n not in CELLS and not n.startswith("study-")]
     if unknown:
-        raise ValueError(f"unknown cells {unknown}; allowed: {sorted(CELLS)} and study-... (sleeplab.recipes)")
+        raise ValueError(f"unknown cells {unknown}; allowed: {sorted(CELLS)} and study-... (sleeplab.repro.recipes)")
     for name in names:
         cfg = CELLS[name] if name in CELLS else study_config(name)
         changes = {"out": str(Path(out_root) / name)}
@@ -108,7 +106,7 @@ def run(names: list[str], out_root: str, device: str | None = None) -> None:
 def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | None = None) -> None:
     """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves. A run that has
     not evaluated yet (empty metrics.jsonl) is left out, and an older curve of that cell is kept."""
-    from .train.module import DONE, METRICS
+    from ..train.checkpoint import DONE, METRICS  # the run directory's names, without Lightning
     path = Path(out)
     curves = {c["cell"]: c for c in (json.loads(path.read_text()) if path.exists() else [])}
     for run_dir in sorted(Path(runs_dir).iterdir()):
@@ -143,8 +141,8 @@ def manifest_eval_size(accuracy: float, floor: int = 8192, max_se_points: float 
 def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, fresh_seed: int = 20261126,
              card: str = "NVIDIA H200") -> Path:
     """Write ``MANIFEST.json`` beside the shipped checkpoints: where each came from, its checksum, and
-    its held-out exact accuracy at its own N, measured twice on the CPU with the command a user runs
-    (``sleeplab eval``):
+    its held-out exact accuracy at its own N, measured twice on the CPU by ``sleeplab.evaluate``, as
+    the command a user runs (``sleeplab eval``, recorded beside each measurement) measures it:
 
     * ``heldout``: the run's fixed held-out set, enlarged to the sample size (its first 2,048
       examples scored the training curve); this is the accuracy the manifest states;
@@ -160,15 +158,17 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
 
     import torch
 
-    from .train.checkpoint import read_manifest
-    from .train.cli import build_parser, run_eval
+    from ..api import evaluate, load
+    from ..checkpoint import read_manifest
+    from ..tasks import EVAL_SEED, held_out
 
-    def cli_eval(path: Path, size: int, *extra: str) -> dict:
-        argv = ["eval", str(path), "--eval-size", str(size), "--device", "cpu", *extra]
-        args = build_parser().parse_args(argv)
-        (result,) = run_eval(args)["results"].values()
-        return {"examples": size, "seed": args.eval_seed, "exact": result["exact"],
-                "per_label": result["per_label"], "command": "sleeplab " + " ".join(argv)}
+    def cli_eval(path: Path, size: int, seed: int | None = None) -> dict:
+        model = load(path, device="cpu")
+        batch = held_out(model.task, model.task_config, size, seed=EVAL_SEED if seed is None else seed)
+        result = evaluate(model, batch, chunk_size=model.train_config["batch_size"])
+        command = f"sleeplab eval {path} --eval-size {size} --device cpu"
+        return {"examples": size, "seed": seed, "exact": result["exact"], "per_label": result["per_label"],
+                "command": command + ("" if seed is None else f" --eval-seed {seed}")}
 
     out = Path(ckpt_dir) / "MANIFEST.json"
     old = {e["sha256"]: e for e in json.loads(out.read_text())} if out.exists() else {}
@@ -181,10 +181,10 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
             entries.append(old[sha])
             print(path.name, "unchanged", flush=True)
             continue
-        heldout, fresh = cli_eval(path, size), cli_eval(path, size, "--eval-seed", str(fresh_seed))
+        heldout, fresh = cli_eval(path, size), cli_eval(path, size, fresh_seed)
         entries.append({
             "file": path.name, "cell": path.stem, "sha256": sha,
-            "command": f"python -m sleeplab.reproduce run {path.stem}", "card": card,
+            "command": f"python -m sleeplab.repro run {path.stem}", "card": card,
             "tokens": info["tokens"], "n_sleep": info["model_config"]["n_sleep"],
             "task_config": info["task_config"], "model_config": info["model_config"], "code": info["code"],
             "heldout_at_training_end": info["metrics"], "heldout": heldout, "fresh": fresh,
@@ -197,7 +197,7 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
 
 
 def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | None = None) -> None:
-    """The seeds comparison (with the issue's acceptance verdict), the update-rule ablation, the depth x
+    """The seeds comparison (with its verdict: does every N = 4 seed beat every N = 1 seed?), the update-rule ablation, the depth x
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
     variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
     as text; a table whose cells have no data yet says so."""
@@ -232,47 +232,3 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "
               "se_points: one standard error of the difference\n"
               + results.format_table(rows, ("cell", "n_sleep", "stated", "fresh", "difference", "se_points")))
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m sleeplab.reproduce", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train cells (resumes a run directory that exists)")
-    r.add_argument("cells", nargs="+")
-    r.add_argument("--out", default="runs")
-    r.add_argument("--device", default=None)
-    c = sub.add_parser("collect", help="gather finished runs into data/results/curves.json")
-    c.add_argument("runs_dir")
-    c.add_argument("--out", default="data/results/curves.json")
-    c.add_argument("--card", default=None)
-    f = sub.add_parser("figures", help="re-draw docs/figures from data/results (no training)")
-    f.add_argument("--curves", default="data/results/curves.json")
-    f.add_argument("--out", default="docs/figures")
-    m = sub.add_parser("manifest", help="checksums and a fresh CPU re-evaluation of data/checkpoints")
-    m.add_argument("--dir", default="data/checkpoints")
-    m.add_argument("--eval-size", type=int, default=None,
-                   help="examples per measurement (default: enough for a 0.4-point standard error)")
-    t = sub.add_parser("tables", help="print the reproduction's tables from data/results")
-    t.add_argument("--curves", default="data/results/curves.json")
-    sub.add_parser("list", help="list the cells")
-    args = ap.parse_args(argv)
-    if args.cmd == "run":
-        run(args.cells, args.out, args.device)
-    elif args.cmd == "figures":
-        from .figures import draw
-        for path in draw(args.curves, args.out):
-            print("wrote", path)
-    elif args.cmd == "tables":
-        tables(args.curves)
-    elif args.cmd == "manifest":
-        print("wrote", manifest(args.dir, args.eval_size))
-    elif args.cmd == "collect":
-        collect(args.runs_dir, args.out, args.card)
-    else:
-        for name, cfg in CELLS.items():
-            print(f"{name:34s} {cfg.preset:18s} tokens={cfg.tokens} task={cfg.task_args} model={cfg.model_args}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,9 +19,9 @@ to the paper's recipe:
 Factors that change nothing at N = 1 (all but randn and depth) share the paper's N = 1 runs: a
 one-pass model under them is the same computation (``tests/test_recipe_options.py``).
 
-    python -m sleeplab.recipes plan                 # the cells in the order the runner starts them
-    python -m sleeplab.recipes queue --out RUNS     # run the plan on this machine's GPU, P at a time
-    python -m sleeplab.recipes status --out RUNS    # the last record of every run
+    python -m sleeplab.repro.recipes plan                 # the cells in the order the runner starts them
+    python -m sleeplab.repro.recipes queue --out RUNS     # run the plan on this machine's GPU, P at a time
+    python -m sleeplab.repro.recipes status --out RUNS    # the last record of every run
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from .train.config import TrainConfig, parse_count
+from ..train.config import TrainConfig, parse_count
 
 STEPS_PER_250M = 4883  # ceil(250e6 / (512 x 100)): the study's budget for Rule 110 at batch 512
 FACTORS: dict[str, tuple[dict, dict]] = {  # name -> (model_args, train config changes)
@@ -127,7 +127,7 @@ def plan(runs: Path) -> list[str]:
 
 
 def queue(runs: Path, parallel: int, poll_s: float = 5.0) -> None:
-    """Start the plan's cells, ``parallel`` at a time, each a ``reproduce run`` subprocess with its own
+    """Start the plan's cells, ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
     log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
     continues. Runs until every wanted cell is done (stop it with SIGTERM: its runs save and stop)."""
     runs.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0) -> None:
                     and not (runs / c / "failed").exists()]
             for name in todo[:max(parallel - len(running), 0)]:
                 log = open(runs / f"{name}.log", "a")
-                running[name] = subprocess.Popen([sys.executable, "-m", "sleeplab.reproduce", "run", name,
+                running[name] = subprocess.Popen([sys.executable, "-m", "sleeplab.repro", "run", name,
                                                   "--out", str(runs)], stdout=log, stderr=subprocess.STDOUT)
                 print(f"{time.strftime('%H:%M:%S')} start {name}", flush=True)
             if not running and not todo:
@@ -175,7 +175,7 @@ def status(runs: Path) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sleeplab.recipes", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m sleeplab.repro.recipes", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("plan", help="the cells wanted now, in order")

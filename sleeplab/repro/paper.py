@@ -1,16 +1,16 @@
 """The paper's own numbers, as printed or stated in its text (no figure is digitised); the kit's
 results are set beside them (``sleeplab.results.PAPER`` is this same dict)."""
 
-# Source: Lee, McLeish, Goldstein & Fanti, "Language Models Need Sleep" (arXiv 2605.26099, v3), as
-# transcribed in the project's reference notes (shared/reference/paper.md §5.2-§5.5):
+# Source: Lee, McLeish, Goldstein & Fanti, "Language Models Need Sleep" (arXiv 2605.26099, v2, the
+# version the README names), transcribed from its text and figures (§5.2-§5.5):
 #   * Rule 110, Fig. 2b: §6.1 text, verbatim: "the non-looped model ... reaching only about 10% exact
 #     accuracy after nearly 5B training tokens ... two loops achieves approximately 20% accuracy, while
 #     three and four loops achieve above 30%." No other depth has N > 1 results in the paper.
 #   * GSM-Infinite, Fig. 4 (hard eviction, L = 2000): §6.3 text states N = 1 and the largest N for 6 and
 #     8 operations; the other panel values are printed without their N. The assignment of the remaining
-#     6/8-op values to N is paper.md's inference (marked "inferred" below); 2/4-op values are unmapped.
+#     6/8-op values to N is our inference (marked "inferred" below); 2/4-op values are unmapped.
 #   * GSM-Infinite, Fig. 5 (sliding window, L = 512, Ouro 1.4B): printed values in descending order,
-#     "presumably N = 4, 2, 1" (paper.md's inference); the text states 0.596 -> 0.905 on 2-op problems.
+#     "presumably N = 4, 2, 1" (our inference); the text states 0.596 -> 0.905 on 2-op problems.
 #   * Depo, Fig. 3: loss curves only, no numbers; the text's claims are kept verbatim.
 PAPER = {
     "rule110_fig2b": {

@@ -1,15 +1,15 @@
-"""The reproduction's tables (issue #5), computed from the shipped curves alone: seeds at equal
+"""The reproduction's tables, computed from the shipped curves alone: seeds at equal
 tokens against a compute-matched control, the update-rule ablation, the depth x sleep grid, the evicting
 transformer against input-blind guesses, Depo per hop count, the variable-N models evaluated at test-time
 N, and the shipped checkpoints against a fresh held-out set.
-``python -m sleeplab.reproduce tables`` prints them;
-``sleeplab.figures`` draws them."""
+``python -m sleeplab.repro tables`` prints them;
+``sleeplab.repro.figures`` draws them."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .results import data_dir, final, load_curves, standard_error
+from .results import cell_name, data_dir, final, load_curves, standard_error
 
 
 def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
@@ -18,11 +18,6 @@ def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
     stopped short has no point there at all."""
     best = min(curve["points"], key=lambda p: abs(p["tokens"] - tokens))
     return best if abs(best["tokens"] - tokens) <= tol * tokens else None
-
-
-def rule110_cell(t: int, n: int, seed: int = 0) -> str:
-    """The name of a fixed-N Rule 110 cell; seed 0 carries no suffix."""
-    return f"rule110-t{t}-n{n}" + (f"-seed{seed}" if seed else "")
 
 
 def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), seeds=(0, 1, 2),
@@ -35,12 +30,12 @@ def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), se
     for x in tokens:
         for n in ns:
             for seed in seeds:
-                c = curves.get(rule110_cell(t, n, seed))
+                c = curves.get(cell_name(t, n, seed=seed))
                 p = nearest(c, x) if c else None
                 if p:
-                    rows.append({"cell": rule110_cell(t, n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
+                    rows.append({"cell": cell_name(t, n, seed=seed), "n_sleep": n, "seed": seed, "budget": "equal",
                                  "at": x, "tokens": p["tokens"], "exact": p["exact"]})
-        control = curves.get(f"rule110-t{t}-n1-x{matched}tokens")
+        control = curves.get(cell_name(t, 1, f"x{matched}tokens"))
         p = nearest(control, matched * x) if control else None
         if p:
             rows.append({"cell": control["cell"], "n_sleep": 1, "seed": 0, "budget": f"x{matched}", "at": x,
@@ -50,7 +45,7 @@ def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), se
 
 def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4) -> dict[float, dict]:
     """Per token budget of ``seeds_table``: does every seed of N = ``high`` beat every seed of N = ``low``
-    (and the compute-matched control)? The issue's acceptance test; None where a side is missing."""
+    (and the compute-matched control)? The reproduction's headline check; None where a side is missing."""
     verdict = {}
     for x in sorted({r["at"] for r in rows}):
         at = [r for r in rows if r["at"] == x]
@@ -71,7 +66,7 @@ def ablation_table(curves: dict[str, dict] | None = None, t: int = 8, n: int = 2
     curves = load_curves() if curves is None else curves
     rows = []
     for rule in rules:
-        cell = rule110_cell(t, n) + ("" if rule == "gated_delta" else f"-{rule}")
+        cell = cell_name(t, n, "" if rule == "gated_delta" else rule)
         c = curves.get(cell)
         p = (final(c) if tokens is None else nearest(c, tokens)) if c else None
         if p:
@@ -88,10 +83,10 @@ def depth_table(curves: dict[str, dict] | None = None, ts=(4, 8, 12, 16), ns=(1,
     rows = []
     for t in ts:
         for n in ns:
-            c = curves.get(rule110_cell(t, n))
+            c = curves.get(cell_name(t, n))
             p = nearest(c, tokens) if c else None
             if p:
-                rows.append({"cell": rule110_cell(t, n), "t": t, "n_sleep": n, "tokens": p["tokens"],
+                rows.append({"cell": cell_name(t, n), "t": t, "n_sleep": n, "tokens": p["tokens"],
                              "exact": p["exact"], "per_label": p.get("per_label")})
     return rows
 
@@ -101,11 +96,11 @@ def eviction_table(curves: dict[str, dict] | None = None, ts=(4, 8, 12, 16)) -> 
     input-blind baselines of its depth: how many points above a uniform guess (``vs_chance``) and above
     the best input-blind guess (``vs_majority``), and whether it is within 2 points of the latter, i.e. no
     better than ignoring the input. Cells not shipped are left out."""
-    from .tasks.rule110 import Rule110Config, baselines
+    from ..tasks.rule110 import Rule110Config, baselines
     curves = load_curves() if curves is None else curves
     rows = []
     for t in ts:
-        c = curves.get(f"rule110-t{t}-transformer-evict")
+        c = curves.get(cell_name(t, variant="transformer-evict"))
         if not c:
             continue
         last, base = final(c), baselines(Rule110Config(t=t))
@@ -179,7 +174,7 @@ def table_test_time_n(reports: dict[str, dict]) -> list[dict]:
 
 
 def shipped_table(manifest: str | Path) -> list[dict]:
-    """Per shipped checkpoint (``MANIFEST.json`` of ``python -m sleeplab.reproduce manifest``): the
+    """Per shipped checkpoint (``MANIFEST.json`` of ``python -m sleeplab.repro manifest``): the
     stated exact accuracy, the one on a fresh held-out set, their difference and its standard error,
     all in points. A missing manifest gives no rows."""
     path = Path(manifest)

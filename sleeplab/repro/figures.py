@@ -3,16 +3,15 @@ evaluations in ``data/results/test_time_n/`` alone (no training).
 
 ``build(curves, test_time)`` returns the plotly figures whose cells are shipped, leaving out any figure
 with no data yet, so the files can be re-drawn while a GPU session is still filling them in; ``draw``
-writes them as PNG (``python -m sleeplab.reproduce figures``).
+writes them as PNG (``python -m sleeplab.repro figures``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..lab.viz import COLORS
 from . import results, tables
 
-COLORS = {1: "#636efa", 2: "#ef553b", 4: "#00cc96"}
-RULE_COLORS = {"gated_delta": "#ef553b", "hebbian": "#ab63fa", "delta": "#ffa15a"}
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 WIDTHS = {"rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
 HEIGHT = 520     # of a figure with one row of panels
@@ -35,8 +34,8 @@ def depth_sleep(curves: dict, ts=DEPTHS):
     equal tokens, the N = 1 control at 4x tokens where it ran, and t's best input-blind guess."""
     from plotly.subplots import make_subplots
 
-    from .tasks import get_task
-    cells = {t: [f"rule110-t{t}-n{n}" for n in (1, 2, 4)] + [f"rule110-t{t}-n1-x4tokens"] for t in ts}
+    from ..tasks import get_task
+    cells = {t: [results.cell_name(t, n) for n in (1, 2, 4)] + [results.cell_name(t, 1, "x4tokens")] for t in ts}
     shown = [t for t in ts if any(c in curves for c in cells[t])]
     if not shown:
         return None
@@ -48,12 +47,12 @@ def depth_sleep(curves: dict, ts=DEPTHS):
     for i, t in enumerate(shown):
         at = dict(row=i // 2 + 1, col=i % 2 + 1)
         for n in (1, 2, 4):
-            c = curves.get(f"rule110-t{t}-n{n}")
+            c = curves.get(results.cell_name(t, n))
             if c:
                 x, y = _xy(c)
                 fig.add_scatter(x=x, y=y, name=f"N = {n}", legendgroup=str(n),
                                 showlegend=first.setdefault(n, t) == t, line=dict(color=COLORS[n]), **at)
-        ctrl = curves.get(f"rule110-t{t}-n1-x4tokens")
+        ctrl = curves.get(results.cell_name(t, 1, "x4tokens"))
         if ctrl:
             x, y = _xy(ctrl)
             fig.add_scatter(x=x, y=y, name="N = 1, 4x tokens", legendgroup="x4",
@@ -80,7 +79,7 @@ def t8_seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6)):
                                                         "at equal tokens (N = 1 control: 4x tokens)"])
     for n in (1, 4):
         for seed in (0, 1, 2):
-            c = curves.get(tables.rule110_cell(t, n, seed))
+            c = curves.get(results.cell_name(t, n, seed=seed))
             if c:
                 x, y = _xy(c, upto=max(tokens) * 1.05)
                 fig.add_scatter(x=x, y=y, name=f"N = {n}, seed {seed}", line=dict(color=COLORS[n],
@@ -110,7 +109,7 @@ def rule_ablation(curves: dict, t: int = 8, n: int = 2):
     fig = go.Figure()
     for r in rows:
         x, y = _xy(curves[r["cell"]])
-        fig.add_scatter(x=x, y=y, name=r["rule"].replace("_", " "), line=dict(color=RULE_COLORS[r["rule"]]))
+        fig.add_scatter(x=x, y=y, name=r["rule"].replace("_", " "), line=dict(color=COLORS[r["rule"]]))
     fig.update_xaxes(title_text="training tokens (M)")
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
     fig.update_layout(title=f"Update rule, Rule 110 t = {t}, N = {n} ({_cards(curves, [r['cell'] for r in rows])})")
@@ -121,7 +120,7 @@ def depo_per_k(curves: dict):
     """Left: final query accuracy per hop count k for each N. Right: query accuracy while training."""
     from plotly.subplots import make_subplots
 
-    from .tasks import get_task
+    from ..tasks import get_task
     shipped = [c for c in (curves.get(f"depo-n{n}") for n in (1, 2, 4)) if c]
     if not shipped:
         return None
@@ -148,11 +147,11 @@ def depo_per_k(curves: dict):
 
 
 def _trained_range(cell: str, report: dict):
-    """(t, (lo, hi)) of a variable-N cell: from its definition in ``reproduce.CELLS``, else from the
+    """(t, (lo, hi)) of a variable-N cell: from its definition in ``cells.CELLS``, else from the
     checkpoint's name (t only)."""
     import re
 
-    from .reproduce import CELLS
+    from .cells import CELLS
     cfg = CELLS.get(cell)
     if cfg is not None:
         return cfg.task_args.get("t"), cfg.model_args.get("n_sleep_range")

@@ -25,6 +25,9 @@ COLORS = {
     "delta": "#1f77b4",
     "sleep": "#2ca02c",          # extra passes ("sleep")
     "chance": "#7f7f7f",
+    "gated_delta": "#ef553b",
+    # the reproduction's figures: one colour per N
+    1: "#636efa", 2: "#ef553b", 4: "#00cc96",
 }
 TEMPLATE = "plotly_white"
 _SEQUENCE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]

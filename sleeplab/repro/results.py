@@ -1,12 +1,12 @@
 """Shipped results and checkpoints: find them, load them, tabulate them; and the paper's own numbers
-(``PAPER``, kept in ``sleeplab.paper``).
+(``PAPER``, kept in ``sleeplab.repro.paper``).
 
-    from sleeplab import results
+    from sleeplab.repro import results
     curves = results.load_curves()                      # {cell: {"cell", "config", "card", "done", "points"}}
     print(results.format_table(results.final_table(curves)))
     model = results.load_model("rule110-t8-nvar")       # data/checkpoints/rule110-t8-nvar.sleeplab
 
-The reproduction's own tables (seeds, update rules, Depo per k, test-time N) are in ``sleeplab.tables``.
+The reproduction's own tables (seeds, update rules, Depo per k, test-time N) are in ``sleeplab.repro.tables``.
 
 Where the data lives: ``data/`` of a checkout of the repository (found next to the installed package,
 so an editable install finds it from any working directory), or wherever ``$SLEEPLAB_DATA`` points.
@@ -14,7 +14,7 @@ A pip install from git carries the code but not ``data/``: clone the repository 
 ``SLEEPLAB_DATA``) to use the shipped results. Every error names the paths it looked at.
 
 Every curve records the card it ran on (``card``) and the cell it came from; ``command(cell)`` is the
-line that re-runs it (``python -m sleeplab.reproduce run CELL``, cells in ``sleeplab/reproduce.py``).
+line that re-runs it (``python -m sleeplab.repro run CELL``, cells in ``sleeplab/repro/cells.py``).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from .paper import PAPER  # noqa: F401  (re-exported: results.PAPER)
+from ..model import upgrade_fields
 
 DATA_ENV = "SLEEPLAB_DATA"
 CHECKPOINT_SUFFIX = ".sleeplab"
@@ -35,7 +36,7 @@ _PERCENT = ("exact", "per_label", "per_query")
 
 def _candidates() -> list[Path]:
     here = Path(__file__).resolve().parent
-    found = [here.parent / "data"]                       # a checkout: <repo>/sleeplab/results.py -> <repo>/data
+    found = [here.parent.parent / "data"]                # a checkout: <repo>/sleeplab/repro/results.py -> <repo>/data
     cwd = Path.cwd()
     found += [cwd / "data", cwd.parent / "data"]         # run from the repo root or from notebooks/
     unique = []
@@ -85,7 +86,7 @@ def load_curves(path: str | Path | None = None) -> dict[str, dict]:
     """The shipped training curves, ``{cell: curve}``, each curve with its points sorted by step.
 
     A curve is ``{"cell", "config", "card", "done", "points": [{"step", "tokens", "loss", "exact",
-    "per_label", "n_sleep", "wall_s"}, ...]}`` as written by ``python -m sleeplab.reproduce collect``.
+    "per_label", "n_sleep", "wall_s"}, ...]}`` as written by ``python -m sleeplab.repro collect``.
     Malformed files raise ``ValueError`` naming the file and the entry.
     """
     path = Path(path) if path is not None else results_file("curves.json")
@@ -129,20 +130,29 @@ def at_tokens(curve: dict, tokens: float) -> dict:
 def cell_info(curve: dict) -> dict:
     """What a cell trained: task, depth t, preset, N (an int, or "lo..hi" for variable-N), budget."""
     cfg = curve["config"]
-    model_args = cfg.get("model_args", {})
+    model_args = upgrade_fields(cfg.get("model_args", {}))
     n_range = model_args.get("n_sleep_range")
     if n_range:
         n = f"{n_range[0]}..{n_range[1]}"
     else:
         n = model_args.get("n_sleep", 1)
     return {"task": cfg.get("task"), "t": cfg.get("task_args", {}).get("t"), "preset": cfg.get("preset"),
-            "n_sleep": n, "budget": cfg.get("tokens"), "reinject_input": bool(model_args.get("reinject_input")),
+            "n_sleep": n, "budget": cfg.get("tokens"), "inject": model_args.get("inject", "none"),
             "seed": cfg.get("seed", 0), "rule": model_args.get("rule", "gated_delta")}
+
+
+def cell_name(t: int, n: int | None = None, variant: str = "", seed: int = 0, task: str = "rule110") -> str:
+    """The one spelling of a depth cell's name: ``rule110-t8-n4``, ``rule110-t8-n1-x4tokens`` (a
+    ``variant``), ``rule110-t8-n4-seed1`` (seed 0 carries no suffix), ``rule110-t8-transformer-evict``
+    (no N)."""
+    parts = [f"{task}-t{t}", *([f"n{n}"] if n is not None else []), *([variant] if variant else []),
+             *([f"seed{seed}"] if seed else [])]
+    return "-".join(parts)
 
 
 def command(cell: str) -> str:
     """The command that re-runs a shipped cell from scratch (GPU strongly advised)."""
-    return f"python -m sleeplab.reproduce run {cell}"
+    return f"python -m sleeplab.repro run {cell}"
 
 
 def final_table(curves: dict[str, dict] | None = None, cells=None) -> list[dict]:
@@ -186,7 +196,7 @@ def depth_sleep_grid(curves: dict[str, dict] | None = None, ts=(8, 12), ns=(1, 2
     for t in ts:
         grid[t] = {}
         for n in ns:
-            c = curves.get(f"{task}-t{t}-n{n}")
+            c = curves.get(cell_name(t, n, task=task))
             grid[t][n] = final(c)[key] if c is not None else None
     return grid
 
@@ -218,15 +228,5 @@ def checkpoint_path(name: str) -> Path:
 
 def load_model(name: str, device=None):
     """A shipped checkpoint, loaded with :func:`sleeplab.load` (``device=None``: CUDA when present)."""
-    from .api import load
+    from ..api import load
     return load(checkpoint_path(name), device=device)
-
-
-def accuracy_vs_n(model, batch, ns, chunk_size: int | None = None) -> dict[int, dict]:
-    """``{N: sleeplab.evaluate(model, batch, n_sleep=N)}`` for every N in ``ns``: the same held-out
-    examples at every N, so differences between N are paired. CPU work runs on one thread (see
-    ``measure.single_thread``: faster and steadier on a shared machine)."""
-    from .api import evaluate
-    from .measure import single_thread
-    with single_thread(model.device):
-        return {int(n): evaluate(model, batch, n_sleep=int(n), chunk_size=chunk_size) for n in ns}

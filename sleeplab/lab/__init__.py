@@ -1,0 +1,2 @@
+"""The notebooks' helpers: live measurements (``measure``), figures and widgets (``viz``) and the
+assignments' graders (``grading``). Built on the core; nothing in the core imports it."""
