@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .layers import band_mask, block_causal_mask
 
-OnPass = Callable[[int, int, list], None]  # (window index, pass index, states) -> None
+OnPass = Callable[[int, int, list, torch.Tensor], None]  # (window index, pass index, states, h [B, T, d]) -> None
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def sleep_passes(model, e, states, mask, cache, n_sleep, on_pass: OnPass | None 
         with torch.set_grad_enabled(tracked and torch.is_grad_enabled()):
             h, states, kvs = model.run_blocks(x, states, mask, cache)
         if on_pass is not None:
-            on_pass(window_index, n, states)
+            on_pass(window_index, n, states, h)
     return states, kvs  # h is dropped here: refined features never leave the sleep
 
 

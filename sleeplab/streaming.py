@@ -86,6 +86,6 @@ class StreamingRunner:
         self.window_tokens = []
         self.sleeps += 1
 
-    def _on_pass(self, sleep_index, pass_index, states):
+    def _on_pass(self, sleep_index, pass_index, states, h):
         self.history.append({"sleep": sleep_index, "pass": pass_index,
                              "states": [s.detach().float().cpu().clone() for s in states if s is not None]})

@@ -70,7 +70,7 @@ def test_only_fast_weights_cross_the_boundary():
     tokens, mask = batch()
     seen = {}
     with torch.no_grad():
-        logits = sleep_forward(model, tokens, mask, on_pass=lambda w, n, s: seen.__setitem__("S", s))
+        logits = sleep_forward(model, tokens, mask, on_pass=lambda w, n, s, h: seen.__setitem__("S", s))
         from sleeplab.sleep import attention_mask
         e = model.embed(tokens[:, 32:], 32)
         h, _, _ = model.run_blocks(e, seen["S"], attention_mask(model.config, 4, 0, tokens.device))
@@ -98,7 +98,7 @@ def test_passes_really_chain():
     with torch.no_grad():
         for n in (1, 2, 3):
             out = sleep_forward(model, tokens, mask, n_sleep=n,
-                                on_pass=lambda w, p, s, n=n: finals.__setitem__(n, [x.clone() for x in s if x is not None]))
+                                on_pass=lambda w, p, s, h, n=n: finals.__setitem__(n, [x.clone() for x in s if x is not None]))
             finals[f"logits{n}"] = out[:, -4:]
     assert not torch.allclose(finals["logits1"], finals["logits2"])
     assert not torch.allclose(finals[1][0], finals[2][0])  # S after the last sleep depends on N

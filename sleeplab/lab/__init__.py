@@ -1,0 +1,1 @@
+"""The lab: measurements and probes that notebooks and readers run on models and checkpoints."""
