@@ -181,7 +181,7 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
 
 # ---- figures ----------------------------------------------------------------------------------------
 
-_WINDOW_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 def trace_figure(trace: dict, title: str = "") -> go.Figure:
     """Three panels of :func:`pass_trace`, x = pass: rms of h, token cosine, ΔS / ||S_before|| (one
@@ -191,7 +191,7 @@ def trace_figure(trace: dict, title: str = "") -> go.Figure:
         "rms of h", "mean cosine between tokens' h", "ΔS / ||S before the pass||"))
     passes = list(range(1, N + 1))
     for w in range(W):
-        color = _WINDOW_COLORS[w % len(_WINDOW_COLORS)]
+        color = _PALETTE[w % len(_PALETTE)]
         change = trace["s_change"][w].mean(1).tolist()
         for col, ys in enumerate((trace["h_rms"][w].tolist(), trace["token_cos"][w].tolist(), change), 1):
             fig.add_trace(go.Scatter(x=passes, y=ys, name=f"window {w}", legendgroup=str(w), showlegend=col == 1,
@@ -223,3 +223,20 @@ def probe_figure(table: dict, title: str = "") -> go.Figure:
     fig.update_layout(title=title, template="plotly_white", height=220 + 50 * N)
     return fig
 
+
+
+def cell_figure(table: dict, source: str = "S", cell: int = 0, title: str = "") -> go.Figure:
+    """One cell's decodability against k, one line per pass: for cell 0, the point k = t is the task's
+    own label, and the line shows how far down the rollout a linear read of ``source`` (h or S) gets."""
+    N, K = table[source].shape
+    fig = go.Figure()
+    for n in range(N):
+        fig.add_trace(go.Scatter(x=list(range(K)), y=table[f"{source}_cells"][n, :, cell].tolist(),
+                                 name=f"after pass {n + 1}", mode="lines+markers",
+                                 line=dict(color=_PALETTE[n % len(_PALETTE)], width=2.5)))
+    fig.add_trace(go.Scatter(x=list(range(K)), y=table["majority"].tolist(), name="majority baseline",
+                             mode="lines", line=dict(color="#7f7f7f", dash="dash")))
+    fig.update_layout(title=title, template="plotly_white", height=380, xaxis_title="CA steps k",
+                      yaxis_title=f"held-out accuracy on cell {cell}", yaxis_range=[0.4, 1.02],
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
