@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from .layers import band_mask, block_causal_mask
 from .seeds import derive_seed
 
-OnPass = Callable[[int, int, list, torch.Tensor], None]  # (window, pass, states, h of the pass) -> None
+OnPass = Callable[[int, int, list, torch.Tensor], None]  # (window, pass, states, h [B, T, d] of the pass) -> None
 
 
 @dataclass(frozen=True)
