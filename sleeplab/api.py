@@ -1,6 +1,6 @@
 """The two verbs on trained models: ``load`` a checkpoint, ``evaluate`` it on a task batch.
 
-    model = sleeplab.load("data/checkpoints/rule110-t8-n4.sleeplab")
+    model = sleeplab.load("data/checkpoints/rule110-t8-n4-41M.sleeplab")
     batch = sleeplab.tasks.held_out(model.task, model.task_config, 256)   # the run's fixed held-out set
     sleeplab.evaluate(model, batch, n_sleep=8)     # {"exact": ..., "per_label": ..., "n_sleep": 8, ...}
 

@@ -89,7 +89,7 @@ def test_probe_of_a_model_blind_to_its_input_sits_at_the_majority_baseline():
 
 
 def test_shipped_checkpoint_keeps_its_window_in_s_and_h():
-    model = sleeplab.load(checkpoint_path("rule110-t8-n1"))
+    model = sleeplab.load(checkpoint_path("rule110-t8-n1-41M"))
     table = probe.probe_cells(model, 96)
     assert table["h"].shape == (1, model.task_config.t + 1)
     assert table["h"][0, 0] > 0.95 and table["S"][0, 0] > table["majority"][0] + 0.1

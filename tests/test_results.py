@@ -100,13 +100,13 @@ def test_shipped_curves_and_checkpoints(no_env):
     grid = results.depth_sleep_grid(curves)
     assert all(0 <= grid[t][n] <= 1 for t in grid for n in grid[t])
     have = results.checkpoints()
-    assert {"rule110-t8-n1", "rule110-t8-n2", "rule110-t8-n4", "rule110-t8-nvar", "rule110-t12-nvar"} <= set(have)
+    assert {"rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M", "rule110-t8-nvar", "rule110-t12-nvar", "study-t12-n1-paper-s0", "study-t12-n4-paper-s0"} <= set(have)
     with pytest.raises(FileNotFoundError, match="shipped"):
         results.checkpoint_path("rule110-t99-n1")
 
 
 def test_load_model_carries_its_provenance(no_env):
-    model = results.load_model("rule110-t8-n2", device="cpu")
+    model = results.load_model("rule110-t8-n2-41M", device="cpu")
     assert model.task == "rule110" and model.task_config.t == 8 and model.config.n_sleep == 2
 
 

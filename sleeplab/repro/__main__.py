@@ -19,7 +19,8 @@ def main(argv=None):
     c = sub.add_parser("collect", help="gather finished runs into data/results/curves.json")
     c.add_argument("runs_dir")
     c.add_argument("--out", default="data/results/curves.json")
-    c.add_argument("--card", default=None)
+    c.add_argument("--card", default=None, help="the GPU the runs trained on, as nvidia-smi names it")
+    c.add_argument("--commit", default=None, help="the code commit the runs trained with")
     f = sub.add_parser("figures", help="re-draw docs/figures from data/results (no training)")
     f.add_argument("--curves", default="data/results/curves.json")
     f.add_argument("--out", default="docs/figures")
@@ -41,7 +42,7 @@ def main(argv=None):
     elif args.cmd == "manifest":
         print("wrote", cells.manifest(args.dir, args.eval_size))
     elif args.cmd == "collect":
-        cells.collect(args.runs_dir, args.out, args.card)
+        cells.collect(args.runs_dir, args.out, args.card, args.commit)
     else:
         for name, cfg in cells.CELLS.items():
             print(f"{name:34s} {cfg.preset:18s} tokens={cfg.tokens} task={cfg.task_args} model={cfg.model_args}")

@@ -91,32 +91,41 @@ CELLS: dict[str, TrainConfig] = {
 
 def run(names: list[str], out_root: str, device: str | None = None) -> None:
     from ..train import train
-    from .recipes import study_config
-    unknown = [n for n in names if n not in CELLS and not n.startswith("study-")]
-    if unknown:
-        raise ValueError(f"unknown cells {unknown}; allowed: {sorted(CELLS)} and study-... (sleeplab.repro.recipes)")
-    for name in names:
-        cfg = CELLS[name] if name in CELLS else study_config(name)
+    configs = [cell_config(name) for name in names]  # every name checked before anything trains
+    for name, cfg in zip(names, configs):
         changes = {"out": str(Path(out_root) / name)}
         if device is not None:
             changes["device"] = device
         train(replace(cfg, **changes), resume=(Path(out_root) / name).exists())
 
 
-def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | None = None) -> None:
-    """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves. A run that has
-    not evaluated yet (empty metrics.jsonl) is left out, and an older curve of that cell is kept."""
+def cell_config(name: str) -> TrainConfig:
+    """The config of a named cell: one of CELLS, or a recipe-study cell (``sleeplab.repro.recipes``)."""
+    from .recipes import study_config
+    if name in CELLS:
+        return CELLS[name]
+    if name.startswith("study-"):
+        return study_config(name)
+    raise ValueError(f"unknown cell {name!r}; allowed: {sorted(CELLS)} and study-... (sleeplab.repro.recipes)")
+
+
+def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | None = None,
+            commit: str | None = None) -> None:
+    """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves, each with the
+    card and code commit it ran on. A run that has not evaluated yet (empty metrics.jsonl) is left
+    out, and an older curve of that cell is kept."""
     from ..train.checkpoint import DONE, METRICS  # the run directory's names, without Lightning
     path = Path(out)
     curves = {c["cell"]: c for c in (json.loads(path.read_text()) if path.exists() else [])}
     for run_dir in sorted(Path(runs_dir).iterdir()):
         metrics = run_dir / METRICS
-        if run_dir.name not in CELLS or not metrics.exists():
+        if not (run_dir.name in CELLS or run_dir.name.startswith("study-")) or not metrics.exists():
             continue
         points = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         if not points:
             continue
-        curves[run_dir.name] = {"cell": run_dir.name, "config": CELLS[run_dir.name].to_dict(), "card": card,
+        curves[run_dir.name] = {"cell": run_dir.name, "config": cell_config(run_dir.name).to_dict(), "card": card,
+                                "command": f"python -m sleeplab.repro run {run_dir.name}", "commit": commit,
                                 "done": (run_dir / DONE).exists(),
                                 "points": points}
     path.parent.mkdir(parents=True, exist_ok=True)
