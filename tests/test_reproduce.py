@@ -197,8 +197,8 @@ def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
     path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
     main(["tables", "--curves", str(path)])
     out = capsys.readouterr().out
-    # no depth grid, eviction control, Depo cell or test_time_n/ beside it
-    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 5
+    # no recipe study, depth grid, eviction control, Depo cell or test_time_n/ beside it
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 6
 
 
 def test_depo_cell_records_per_k_on_cpu(tmp_path):
@@ -282,3 +282,21 @@ def test_manifest_sample_size_keeps_the_difference_error_under_its_bound():
     assert manifest_eval_size(0.27) == 32768
     with pytest.raises(ValueError, match="accuracy must be in \\[0, 1\\], got 1.5"):
         manifest_eval_size(1.5)
+
+
+def test_recipe_study_figure_and_table_show_each_cell_with_its_passes():
+    from sleeplab.repro.recipes import study_table
+    passes = {"h_rms": [1.0, 2.0, 3.0, 4.0], "token_cos": [.3, .4, .5, .6]}
+    points = [{**p, "passes": passes} for p in curve_points(12.8e6, [0, .2, .4])]
+    curves = {c: {"cell": c, "done": d, "points": points}
+              for c, d in (("study-t12-n4-paper-s0", True), ("study-t12-n4-norm-s0", False),
+                           ("study-t12-n1-paper-s0", True))}
+    fig = figures.build(curves)["rule110_recipe_study"]
+    names = {tr.name for tr in fig.data if tr.showlegend is not False}
+    assert names == {"paper, N = 4", "norm, N = 4 (stopped)", "paper, N = 1"}
+    per_pass = [tr for tr in fig.data if tr.showlegend is False]
+    assert len(per_pass) == 2 * 3 and all(list(tr.x) == [1, 2, 3, 4] for tr in per_pass)
+    rows = {r["cell"]: r for r in study_table(curves)}
+    assert rows["study-t12-n4-norm-s0"]["exact"] == .4 and rows["study-t12-n4-norm-s0"]["done"] is False
+    assert (rows["study-t12-n4-paper-s0"]["h_rms_last"], rows["study-t12-n4-paper-s0"]["cos_first"]) == (4.0, .3)
+    assert "rule110_recipe_study" not in figures.build({"rule110-t8-n1": curves["study-t12-n4-paper-s0"]})

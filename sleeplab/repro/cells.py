@@ -210,11 +210,14 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
     variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
     as text; a table whose cells have no data yet says so."""
-    from . import results, tables
+    from . import recipes, results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
     for title, rows, columns in (
+            ("recipe study (sleeplab.repro.recipes): last evaluation of each cell; h RMS and token cosine "
+             "after the first and the last pass", recipes.study_table(curves),
+             ("cell", "done", "tokens", "exact", "h_rms_first", "h_rms_last", "cos_first", "cos_last")),
             ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
              ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
             ("update rule at t = 8, N = 2", tables.ablation_table(curves),

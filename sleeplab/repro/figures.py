@@ -13,7 +13,8 @@ from ..lab.viz import COLORS
 from . import results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
-WIDTHS = {"rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
+_PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
 HEIGHT = 520     # of a figure with one row of panels
 DEPTHS = (4, 8, 12, 16)
 
@@ -98,6 +99,46 @@ def t8_seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6)):
     fig.update_xaxes(title_text="tokens of the N = 4 run", row=1, col=2)
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
     fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({_cards(curves, [r['cell'] for r in rows])})")
+    return fig
+
+
+def recipe_study(curves: dict, t: int = 12):
+    """Left: held-out exact against tokens for each recipe at N = 4 (one seed) and the paper's N = 1.
+    Middle and right: after the last evaluation, the features' RMS and the mean cosine between
+    different tokens after each sleep pass: what each recipe does to the stream that passes feed back."""
+    from plotly.subplots import make_subplots
+
+    from ..tasks import get_task
+    from .recipes import _NAME
+    cells = sorted(c for c in curves if c.startswith(f"study-t{t}-"))
+    if not cells:
+        return None
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
+                        subplot_titles=[f"Rule 110, t = {t}: exact vs tokens", "h RMS after pass n",
+                                        "token cosine after pass n"])
+    palette = dict(zip(sorted({_NAME.fullmatch(c).group(3) for c in cells}), _PALETTE))
+    for cell in cells:
+        _, n, recipe, seed, _ = _NAME.fullmatch(cell).groups()
+        name = f"{recipe}, N = {n}" + ("" if curves[cell].get("done") else " (stopped)")
+        style = dict(color=palette[recipe], dash="solid" if n != "1" else "dash")
+        fig.add_scatter(x=_xy(curves[cell])[0], y=_xy(curves[cell])[1], name=name, line=style, legendgroup=cell,
+                        row=1, col=1)
+        passes = curves[cell]["points"][-1].get("passes", {})
+        for col, key in ((2, "h_rms"), (3, "token_cos")):
+            values = passes.get(key, [])
+            fig.add_scatter(x=list(range(1, len(values) + 1)), y=values, line=style, legendgroup=cell,
+                            showlegend=False, mode="lines+markers", row=1, col=col)
+    task = get_task("rule110")
+    blind = task.baselines(task.Config(t=t))["majority"]
+    fig.add_hline(y=blind, line_dash="dot", line_color=COLORS["chance"], annotation_text="input-blind",
+                  row=1, col=1)
+    fig.update_xaxes(title_text="training tokens (M)", row=1, col=1)
+    fig.update_xaxes(title_text="sleep pass n", dtick=1, row=1, col=2)
+    fig.update_xaxes(title_text="sleep pass n", dtick=1, row=1, col=3)
+    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="RMS of h", row=1, col=2)
+    fig.update_yaxes(title_text="mean cosine", range=[0, 1], row=1, col=3)
+    fig.update_layout(title=f"The recipe screen at t = {t}, seed 0 ({_cards(curves, cells)})")
     return fig
 
 
@@ -195,7 +236,7 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
     reports of ``tables.load_test_time_n``; None or empty leaves that figure out)."""
     figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": t8_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
-            "rule110_test_time_n": test_time_n(test_time or {})}
+            "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves)}
     return {name: fig for name, fig in figs.items() if fig is not None}
 
 

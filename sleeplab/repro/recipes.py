@@ -159,6 +159,21 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0) -> None:
             proc.wait()
 
 
+def study_table(curves: dict[str, dict]) -> list[dict]:
+    """One row per study cell in ``curves`` (``results.load_curves``): its last evaluation, and the
+    per-pass diagnostics there (h RMS and token cosine after the first and the last pass)."""
+    rows = []
+    for cell in sorted(c for c in curves if c.startswith("study-")):
+        t, n, recipe, seed, tokens = _NAME.fullmatch(cell).groups()
+        last = curves[cell]["points"][-1]
+        passes = last.get("passes", {})
+        rms, cos = passes.get("h_rms", [None]), passes.get("token_cos", [None])
+        rows.append({"cell": cell, "t": int(t), "n_sleep": int(n), "recipe": recipe, "seed": int(seed),
+                     "done": curves[cell].get("done"), "tokens": last["tokens"], "exact": last["exact"],
+                     "h_rms_first": rms[0], "h_rms_last": rms[-1], "cos_first": cos[0], "cos_last": cos[-1]})
+    return rows
+
+
 def status(runs: Path) -> str:
     """One line per run directory: its last record (step, exact, h RMS per pass) and state."""
     lines = []
