@@ -116,11 +116,12 @@ def recipe_study(curves: dict, t: int = 12):
     fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
                         subplot_titles=[f"Rule 110, t = {t}: exact vs tokens", "h RMS after pass n",
                                         "token cosine after pass n"])
-    palette = dict(zip(sorted({_NAME.fullmatch(c).group(3) for c in cells}), _PALETTE))
+    recipes = sorted({_NAME.fullmatch(c).group(3) for c in cells} - {"paper"})
+    palette = {"paper": _PALETTE[0], **dict(zip(recipes, _PALETTE[1:]))}  # the paper's recipe in black
     for cell in cells:
         _, n, recipe, seed, _ = _NAME.fullmatch(cell).groups()
         name = f"{recipe}, N = {n}" + ("" if curves[cell].get("done") else " (stopped)")
-        style = dict(color=palette[recipe], dash="solid" if n != "1" else "dash")
+        style = dict(color=palette[recipe], dash="solid" if n != "1" else "dash", width=3 if recipe == "paper" else 2)
         fig.add_scatter(x=_xy(curves[cell])[0], y=_xy(curves[cell])[1], name=name, line=style, legendgroup=cell,
                         row=1, col=1)
         passes = curves[cell]["points"][-1].get("passes", {})
