@@ -71,6 +71,7 @@ class TrainConfig:
     eval_every: int = 100                            # steps between held-out evaluations
     eval_size: int = 1024                            # held-out examples (fixed seed, "eval" split)
     save_every: int | None = None                    # steps between checkpoints; None: eval_every
+    export_at: list = field(default_factory=list)    # budgets ("1B") at which to keep a compact export
     device: str = "auto"                             # "auto", "cpu", "cuda", "cuda:1"
     devices: int | str = 1                           # processes, data-parallel (DDP); "auto": every GPU
     strategy: str = "auto"                           # Lightning strategy when devices > 1: "auto" = "ddp"
@@ -96,6 +97,10 @@ class TrainConfig:
             raise ValueError(f"give tokens ({self.tokens!r}) or steps ({self.steps!r}), not both")
         if self.tokens is not None:
             parse_count(self.tokens)
+        if not isinstance(self.export_at, list):
+            raise ValueError(f"export_at must be a list of token budgets like ['1B', '2B'], got {self.export_at!r}")
+        for budget in self.export_at:
+            parse_count(budget)
         for name in ("muon_lr", "adam_lr", "weight_decay", "muon_lr_n_power"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
@@ -167,6 +172,10 @@ class TrainConfig:
         """Muon's base rate for this run's N: deeper unrolls take larger steps per update of a weight
         that every pass reuses, so a rate tuned at N = 1 may be too large at N = 4."""
         return self.muon_lr * self.model_config().n_sleep ** -self.muon_lr_n_power
+
+    def export_steps(self) -> dict[int, str]:
+        """{step: label}: the first step whose tokens reach each ``export_at`` budget."""
+        return {math.ceil(parse_count(b) / self.tokens_per_step()): str(b) for b in self.export_at}
 
     def checkpoint_every(self) -> int:
         return self.save_every or self.eval_every

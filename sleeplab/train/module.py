@@ -35,6 +35,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..api import evaluate, pass_statistics
+from ..checkpoint import export
 from ..device import cpu_threads, pick_device
 from ..model import SleepLM
 from ..seeds import derive_seed
@@ -49,8 +50,8 @@ from .step import make_step
 
 # fields that may change when a run is resumed: they set the budget and the bookkeeping, not the updates
 # (devices too: every process makes the whole global batch, so the data stream does not depend on it)
-RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "device", "devices", "strategy", "threads", "progress",
-             "fast", "out"}
+RESUMABLE = {"tokens", "steps", "eval_every", "save_every", "export_at", "device", "devices", "strategy", "threads",
+             "progress", "fast", "out"}
 
 
 def make_trainer(progress: bool = False, **kw) -> L.Trainer:
@@ -89,6 +90,7 @@ class SleepModule(L.LightningModule):
             torch.manual_seed(derive_seed(cfg.seed, "init"))
             self.model = SleepLM(cfg.model_config())
         self.total, self.tokens_per_step = cfg.total_steps(), cfg.tokens_per_step()
+        self.exports = cfg.export_steps()  # step -> budget label of a compact export to keep
         self.start, self.wall_before, self.metrics, self.optimizer_states = 0, 0.0, [], None
         self.loss_sum, self.loss_count = None, 0  # training loss since the last record, summed on device
         self.reached = 0  # steps done so far; the run is finished when it reaches self.total
@@ -176,8 +178,11 @@ class SleepModule(L.LightningModule):
         done = self.reached = step + 1
         if done % cfg.eval_every == 0 or done == self.total:
             self.record(done)
-        if self.out is not None and (done % cfg.checkpoint_every() == 0 or done == self.total):
+        milestone = self.exports.get(done)
+        if self.out is not None and (done % cfg.checkpoint_every() == 0 or done == self.total or milestone):
             self.save(done)
+            if milestone and self.trainer.is_global_zero:  # milestones of a long run, kept compact
+                export(self.out / CHECKPOINT, self.out / f"export-{milestone}.sleeplab")
 
     # --- records and checkpoints -------------------------------------------------------------
     def wall_s(self) -> float:
