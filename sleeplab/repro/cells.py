@@ -7,10 +7,12 @@ collect RUNS_DIR`` gathers finished runs into ``data/results/curves.json``, ``fi
 ``docs/figures`` from that file (and ``data/results/test_time_n/``) alone and ``tables`` prints the
 seeds, ablation, depth, eviction, Depo, test-time-N and shipped-checkpoint tables.
 
-Settings shared by every cell: the paper's Rule 110 model (4 blocks attn/GDN/attn/GDN, d = 256,
-L = 24, T = 100), batch 512, Muon 2e-3 on hidden matrices as in the paper, AdamW 1e-3 on the rest
-(the paper's 5e-5 trained far slower in our first measurements; a deliberate deviation), 100 warm-up
-steps, bf16 on GPU, seed 0 unless the name ends in ``-seedS``, equal token budgets across N.
+The cells here are the first grid, all of one named variant of the paper's recipe, ``ADAMW_1E3``:
+the paper's Rule 110 model (4 blocks attn/GDN/attn/GDN, d = 256, L = 24, T = 100), batch 512, Muon
+2e-3 on hidden matrices as in the paper, but AdamW 1e-3 on the rest instead of the paper's 5e-5 (a
+deviation that helped N = 1 and, as the recipe study found, held N = 4 back at t = 12), 100 warm-up
+steps, bf16 on GPU, seed 0 unless the name ends in ``-seedS``, equal token budgets across N. Cells
+named ``study-...`` use the paper's recipe itself and are defined by ``sleeplab.repro.recipes``.
 
 Depo, scaled down (the paper's sizes, preset "paper75", are <= 75 one-token words, L = 75, edges over
 4 windows, a 10-layer d = 512 model): cycles of 17-32 one-token words (k up to 16 needs 17), L = 32,
@@ -18,8 +20,9 @@ edges over 3 evicted windows, 8 queries in the last window, so T = 128; k ~ U[1,
 upstream, and the held-out set (same mix) is broken down per k. Same model and recipe as Rule 110, so
 its measured speed carries over (T and L close to Rule 110's): 150 M tokens per N.
 
-Several GPUs: one process per GPU, several cells per process run one after another, and several
-processes may share a GPU (each then gets ~60 % of its speed). The layout that keeps every cell under
+Several GPUs: one process per GPU, several cells per process run one after another. Several
+processes may share a GPU, but time-slicing costs throughput: four N = 4 runs on one H200 made
+about half the steps per second of one run alone (docs/results.md, the recipe study). The layout that keeps every cell under
 ~4 minutes on 4 cards (the long cell, depo-n4, alone):
 
     CUDA_VISIBLE_DEVICES=0 python -m sleeplab.repro run depo-n4 --out runs &
@@ -45,10 +48,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..train.config import TrainConfig
+from .recipes import PAPER, study_config
 
 PAPER_MODEL = {"d_model": 256, "n_heads": 4}
-COMMON = dict(batch_size=512, muon_lr=2e-3, adam_lr=1e-3, warmup_steps=100,
-              eval_every=200, eval_size=2048, device="cuda", fast=True)
+ADAMW_1E3 = {**PAPER, "adam_lr": 1e-3, "eval_every": 200}  # the first grid's deviation, by name
 # Depo scaled down from the paper's sizes (module docstring): T = 128, L = 32, k ~ U[1, 16]
 DEPO = {"preset": "paper75", "n_nodes": 32, "window": 32, "n_queries": 8, "min_context_windows": 3}
 
@@ -57,12 +60,12 @@ def _cell(t: int, n: int | None = None, tokens: str = "100M", preset: str = "sle
           **model_args) -> TrainConfig:
     if n is not None:
         model_args["n_sleep"] = n
-    return TrainConfig(**COMMON, task="rule110", task_args={"t": t}, preset=preset,
+    return TrainConfig(**ADAMW_1E3, task="rule110", task_args={"t": t}, preset=preset,
                        model_args={**PAPER_MODEL, **model_args}, tokens=tokens, seed=seed)
 
 
 def _depo(n: int, tokens: str = "150M") -> TrainConfig:
-    return TrainConfig(**COMMON, task="depo", task_args=DEPO, preset="sleep",
+    return TrainConfig(**ADAMW_1E3, task="depo", task_args=DEPO, preset="sleep",
                        model_args={**PAPER_MODEL, "n_sleep": n}, tokens=tokens)
 
 
@@ -101,7 +104,6 @@ def run(names: list[str], out_root: str, device: str | None = None) -> None:
 
 def cell_config(name: str) -> TrainConfig:
     """The config of a named cell: one of CELLS, or a recipe-study cell (``sleeplab.repro.recipes``)."""
-    from .recipes import study_config
     if name in CELLS:
         return CELLS[name]
     if name.startswith("study-"):
