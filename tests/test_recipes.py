@@ -49,3 +49,9 @@ def test_plan_adds_seeds_and_deep_grid_once_the_screen_is_done(tmp_path):
     _finish(tmp_path, "study-t24-n4-inject-s0", 0.30)
     _finish(tmp_path, "study-t24-n1-paper-s0", 0.12)
     assert "study-t24-n4-inject-s2" in plan(tmp_path) and "study-t24-n1-paper-s1" in plan(tmp_path)
+
+
+def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path):
+    from sleeplab.train.cli import main
+    assert main(["repro", "study", "plan", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "rule110-t8-n1-41M"

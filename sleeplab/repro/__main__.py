@@ -1,14 +1,18 @@
-"""``python -m sleeplab.repro run|collect|figures|tables|manifest|list``: the reproduction's command
-(the cells and what each subcommand does: ``sleeplab/repro/cells.py``)."""
+"""``sleeplab repro run|collect|figures|tables|manifest|list|study`` (also ``python -m sleeplab.repro``):
+the reproduction's command (the cells and what each subcommand does: ``sleeplab/repro/cells.py``;
+``study``: the recipe study, ``sleeplab/repro/recipes.py``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import cells, figures
+from . import cells, figures, recipes
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["study"]:
+        return recipes.main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m sleeplab.repro", description=cells.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -31,6 +35,7 @@ def main(argv=None):
     t = sub.add_parser("tables", help="print the reproduction's tables from data/results")
     t.add_argument("--curves", default="data/results/curves.json")
     sub.add_parser("list", help="list the cells")
+    sub.add_parser("study", help="the recipe study: plan|queue|status (see sleeplab.repro.recipes)")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         cells.run(args.cells, args.out, args.device)

@@ -190,7 +190,7 @@ def status(runs: Path) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sleeplab.repro.recipes", description=__doc__,
+    ap = argparse.ArgumentParser(prog="sleeplab repro study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("plan", help="the cells wanted now, in order")

@@ -190,6 +190,9 @@ def _print(record: dict) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["repro"]:  # the reproduction's commands under the one entry point
+        from ..repro.__main__ import main as repro_main
+        return repro_main(argv[1:])
     # the task decides which dial flags exist, so find it first (a bad name is reported by the full parse)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task")
