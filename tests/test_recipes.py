@@ -36,19 +36,24 @@ def _finish(runs, name, exact):
     (runs / name / "done.json").write_text(json.dumps({"final": {"exact": exact}}))
 
 
-def test_plan_adds_seeds_and_deep_grid_once_the_screen_is_done(tmp_path):
+def test_plan_runs_the_papers_seeds_first_then_the_screen(tmp_path):
     first = plan(tmp_path)
-    assert "study-t12-n4-paper-s0" in first and not any("-s1" in c and "-n4-" in c for c in first)
+    assert first[3:9] == [f"study-t12-n{n}-paper-s{s}" for s in (0, 1, 2) for n in (4, 1)]
+    assert first[9:] == [f"study-t12-n4-{f}-s0" for f in SCREEN]
+
+
+@pytest.mark.parametrize("paper, deep", [(0.35, "inject"), (0.65, "paper")])
+def test_plan_adds_seeds_and_deep_grid_once_the_screen_is_done(tmp_path, paper, deep):
     scores = dict(zip(SCREEN, (0.30, 0.45, 0.20, 0.40, 0.10, 0.25)))  # inject best, muonN second
-    for factor, exact in scores.items():
+    for factor, exact in {**scores, "paper": paper}.items():
         _finish(tmp_path, study_name(12, 4, factor, 0), exact)
     later = plan(tmp_path)
-    assert "study-t12-n4-inject+muonN-s2" in later and "study-t16-n4-inject-s0" in later
-    assert "study-t32-n4-inject-s0-1B" in later
+    assert "study-t12-n4-inject+muonN-s2" in later and "study-t12-n4-muonN-s1" in later
+    assert f"study-t16-n4-{deep}-s0" in later and f"study-t32-n4-{deep}-s0-1B" in later
     assert not any("-t24-" in c and "-s1" in c for c in later)  # no deep seeds before a lead is seen
-    _finish(tmp_path, "study-t24-n4-inject-s0", 0.30)
+    _finish(tmp_path, f"study-t24-n4-{deep}-s0", 0.30)
     _finish(tmp_path, "study-t24-n1-paper-s0", 0.12)
-    assert "study-t24-n4-inject-s2" in plan(tmp_path) and "study-t24-n1-paper-s1" in plan(tmp_path)
+    assert f"study-t24-n4-{deep}-s2" in plan(tmp_path) and "study-t24-n1-paper-s1" in plan(tmp_path)
 
 
 def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path):

@@ -101,28 +101,30 @@ def combine(a: str, b: str) -> str:
 def plan(runs: Path) -> list[str]:
     """Every cell wanted given the results so far, in priority order. Rules fixed before the runs:
     the two best screen factors (compatible: not both an injection) and their combination get three
-    seeds at t = 12; the best factor alone is the recipe of the deep grid (t = 16, 24, 32), since the
-    grid must start before the seeds finish; the deepest t where its N = 4 leads N = 1 by >= 5 points
-    (seed 0) gets seeds 1 and 2."""
+    seeds at t = 12 beside the paper's recipe; the deep grid (t = 16, 24, 32) takes the screen's best
+    recipe, since it must start before the seeds finish; the deepest t where its N = 4 leads N = 1 by
+    >= 5 points (seed 0) gets seeds 1 and 2. Amended after the first screen (docs/results.md): the
+    paper's recipe counts as a candidate for the deep grid, and its seeds run first."""
     cells = [f"rule110-t8-n{n}-41M" for n in (1, 2, 4)]               # per-N checkpoints for notebooks
-    cells += [study_name(12, 4, r, 0) for r in ("paper", *SCREEN)]    # stage 1: the screen
-    cells += [study_name(12, 1, "paper", s) for s in (0, 1, 2)]
+    cells += [study_name(12, n, "paper", s) for s in (0, 1, 2) for n in (4, 1)]  # the paper's seeds
+    cells += [study_name(12, 4, r, 0) for r in SCREEN]                 # stage 1: the screen
     ranked = best_factors(runs)
     if ranked is None:
         return cells
     first = ranked[0]
     second = next(f for f in ranked[1:] if not {first, f} <= {"inject", "adapter"})
     both = combine(first, second)
+    deep = max(("paper", first), key=lambda r: final_exact(runs, study_name(12, 4, r, 0)) or 0.0)
     for t in (16, 24):                                                 # stage 3: the deep grid
-        cells += [study_name(t, n, first, 0) for n in (4, 1)]
-    for r in ("paper", first, second, both):                           # stage 2: seeds
+        cells += [study_name(t, n, deep, 0) for n in (4, 1)]
+    for r in (first, second, both):                                    # stage 2: seeds
         cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
-    leads = [t for t in (24, 16) if all(final_exact(runs, study_name(t, n, first, 0)) is not None for n in (1, 4))
-             and final_exact(runs, study_name(t, 4, first, 0)) - final_exact(runs, study_name(t, 1, first, 0)) >= 0.05]
+    leads = [t for t in (24, 16) if all(final_exact(runs, study_name(t, n, deep, 0)) is not None for n in (1, 4))
+             and final_exact(runs, study_name(t, 4, deep, 0)) - final_exact(runs, study_name(t, 1, deep, 0)) >= 0.05]
     if leads:
-        cells += [study_name(leads[0], n, first, s) for s in (1, 2) for n in (4, 1)]
-    cells += [study_name(32, n, first, 0, "1B") for n in (4, 1)]       # stage 4: the paper's depth
-    cells += [study_name(t, 2, first, 0) for t in (16, 24)] + [study_name(8, n, first, 0) for n in (1, 2, 4)]
+        cells += [study_name(leads[0], n, deep, s) for s in (1, 2) for n in (4, 1)]
+    cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]        # stage 4: the paper's depth
+    cells += [study_name(t, 2, deep, 0) for t in (16, 24)] + [study_name(8, n, deep, 0) for n in (1, 2, 4)]
     return list(dict.fromkeys(cells))
 
 
