@@ -1,0 +1,65 @@
+"""The CUDA-graph step trains like the eager step, the recipe options capture, bf16 tracks fp32.
+
+Why tolerances and not equality: the graph step compiles the blocks (inductor fuses and reorders float
+sums) and uses capturable AdamW (its bias correction on the device); both change rounding, not the
+update. Muon orthogonalises in bf16 in both steps, so a rounding difference in a gradient can flip a bf16
+rounding of the update (2^-8 of an element's step), and training carries such differences forward.
+"""
+import pytest
+import torch
+
+from gpu_helpers import batch, paper_model, relative_gap, train_steps, weights
+from sleeplab import device as dev
+from sleeplab.train import model_loss
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU suite needs a CUDA device")
+
+STEPS = 10  # WARMUP eager steps, 2 eager warm-up calls, the capture, then replays
+# (loss rtol, weight gap): fp32 sees only reordered sums and bf16 Muon roundings; under bf16 autocast
+# the fused kernels keep fp32 intermediates where eager rounds every op's output to bf16 (2^-8)
+TOLERANCE = {"fp32": (1e-3, 1e-2), "bf16": (2e-2, 5e-2)}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_graph_step_equals_eager_step(precision):
+    rtol, gap = TOLERANCE[precision]
+    start = weights(paper_model())
+    eager_losses, eager = train_steps(paper_model(), False, precision, STEPS)
+    graph_losses, graph = train_steps(paper_model(), True, precision, STEPS)
+    assert torch.allclose(graph_losses, eager_losses, rtol=rtol), (graph_losses, eager_losses)
+    assert relative_gap(graph, eager, start) < gap
+    assert eager_losses[-1] < eager_losses[0]  # the steps trained: the comparison is not of no-ops
+
+
+@pytest.mark.parametrize("options, n_ramp_steps", [
+    (dict(pass_norm="rms"), 0), (dict(inject="scaled"), 0), (dict(inject="adapter"), 0),
+    (dict(grad_passes=2), 0),
+    # N = 1 for steps 0-7, then 2: both N's graphs are captured and replayed within 14 steps
+    (dict(n_sleep=2), 8)], ids=["pass_norm-rms", "inject-scaled", "inject-adapter", "grad_passes-2", "n_ramp_steps-8"])
+def test_recipe_options_capture_in_a_cuda_graph(options, n_ramp_steps):
+    rtol, gap = TOLERANCE["bf16"]
+    start = weights(paper_model(**options))
+    eager_losses, eager = train_steps(paper_model(**options), False, "bf16", 14, n_ramp_steps)
+    graph_losses, graph = train_steps(paper_model(**options), True, "bf16", 14, n_ramp_steps)
+    assert torch.isfinite(graph_losses).all()
+    assert torch.allclose(graph_losses, eager_losses, rtol=rtol), (graph_losses, eager_losses)
+    assert relative_gap(graph, eager, start) < gap
+
+
+def test_bf16_matches_fp32_within_tolerance():
+    """bf16 keeps 8 mantissa bits (relative rounding 2^-9); over 4 blocks x 4 passes x 5 windows the
+    errors add up to about a percent of the logits' size: we allow 3 % of their norm, and 2 % of the loss."""
+    model = paper_model()
+    b = batch(0)
+    with dev.autocast(model.device, False):
+        loss32 = model_loss(model, b, 4)
+    with dev.autocast(model.device, True):
+        loss16 = model_loss(model, b, 4)
+    assert torch.allclose(loss16.float(), loss32, rtol=2e-2), (float(loss16), float(loss32))
+    model.eval()
+    with torch.no_grad():
+        logits32 = model(b.tokens, b.loss_mask)[b.loss_mask]
+        with dev.autocast(model.device, True):
+            logits16 = model(b.tokens, b.loss_mask)[b.loss_mask].float()
+    assert float((logits16 - logits32).norm() / logits32.norm()) < 3e-2
+

@@ -1,0 +1,30 @@
+"""benchmarks/throughput.py records what docs quote, and the steady-state fields, in its tiny CPU mode.
+Speeds are not checked: on a shared CPU they mean nothing."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUOTED = {"impl", "compiled", "n_sleep", "device", "card", "tokens_per_s", "mfu", "ms_per_step", "batch_size",
+          "seq_len", "d_model", "params", "steps_timed", "final_loss", "torch", "python", "command"}
+
+
+def test_tiny_cpu_benchmark_records_windows_timed_seconds_and_the_end_to_end_run(tmp_path):
+    out = tmp_path / "throughput.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--device", "cpu", "--tiny",
+                    "--n-sleep", "1", "--warm-steps", "1", "--warm-s", "0", "--window-s", "0.5", "--windows", "2",
+                    "--end-to-end", "--e2e-steps", "4", "--e2e-eval-every", "2", "--e2e-eval-size", "8",
+                    "--out", str(out)], check=True, cwd=ROOT, capture_output=True)
+    records = {r["impl"]: r for r in json.loads(out.read_text())}
+    assert sorted(records) == ["eager", "sleeplab", "train --fast"]
+    for impl in ("eager", "sleeplab"):
+        rec = records[impl]
+        assert QUOTED <= rec.keys()
+        assert len(rec["windows"]) == 2 and all(w["seconds"] >= 0.5 and w["steps"] >= 1 for w in rec["windows"])
+        assert rec["timed_s"] == sum(w["seconds"] for w in rec["windows"])
+        assert rec["steps_timed"] == sum(w["steps"] for w in rec["windows"])
+    e2e = records["train --fast"]
+    assert [r["step"] for r in e2e["evaluations"]] == [0, 2, 4]
+    assert e2e["steps_timed"] == 2 and e2e["timed_s"] > 0 and e2e["tokens_per_s_from_step_0"] > 0
+    assert e2e["train_config"]["fast"] and e2e["train_config"]["model_args"]["d_model"] == records["sleeplab"]["d_model"]
