@@ -18,11 +18,16 @@ CASES = [("04_sleep.ipynb", False), ("03_fast_weight_capacity.ipynb", True)]
 
 
 def run_all(page: Page, url: str, name: str, timeout_s: float = 600) -> None:
-    """Open notebooks/<name>, wait for its kernel, run every cell, and wait until all have run without
-    an error (classic Notebook's own JavaScript API, ``Jupyter.notebook``, says so directly)."""
+    """Open notebooks/<name>, wait for its kernel and widget manager, run every cell, and wait until all
+    have run without an error (classic Notebook's own JavaScript API, ``Jupyter.notebook``, says so directly)."""
     page.goto(f"{url}/notebooks/{name}")
     page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
-                           " && Jupyter.notebook.kernel.is_connected()", timeout=120_000)
+                           " && Jupyter.notebook.kernel.is_connected() && Jupyter.notebook.kernel.widget_manager",
+                           timeout=120_000)
+    # Measured here: widgets displayed in the first seconds after the kernel connects stay empty (the
+    # session re-announces its kernel, "SessionAlreadyStarting", and the widget manager attaches to the
+    # new one); 10 s later every view renders, FigureWidget included.
+    time.sleep(10)
     page.evaluate("() => Jupyter.notebook.execute_all_cells()")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
