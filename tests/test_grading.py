@@ -1,41 +1,133 @@
-"""The assignment graders: reference solutions pass, blank stubs and typical mistakes fail with a
-message that says what is wrong (not just "mismatch")."""
+"""The assignment graders: reference solutions pass; blank stubs, calls to the reference and typical
+mistakes fail with a message that says what is wrong (not just "mismatch")."""
 import importlib.util
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+import sleeplab
+from sleeplab.layers import band_mask
 from sleeplab.lab import grading
+from sleeplab.ops import gated_delta_rule as reference_rule
+from sleeplab.sleep import sleep_forward
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "solutions"
 
 
-def load_solution(name):
-    spec = importlib.util.spec_from_file_location(f"solution_{name}", SOLUTIONS / f"{name}.py")
+def load_solution(file, *names):
+    """The functions ``names`` (default: the one named like the file) of solutions/<file>.py."""
+    spec = importlib.util.spec_from_file_location(f"solution_{file}", SOLUTIONS / f"{file}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return getattr(module, name)
+    found = [getattr(module, name) for name in names or (file,)]
+    return found[0] if len(found) == 1 else found
 
 
 gdr = load_solution("gated_delta_rule")
 sleep_loop = load_solution("sleep_loop")
+sliding_evict, sliding_mask = load_solution("sliding_eviction", "sliding_evict", "sliding_mask")
+ridge_fit, probe_accuracy = load_solution("ridge_probe", "ridge_fit", "probe_accuracy")
 
 
-def test_solutions_pass(capsys):
+def test_reference_solutions_pass(capsys):
     grading.check_gated_delta_rule(gdr)
     grading.check_sleep_loop(sleep_loop)
+    grading.check_sliding_eviction(sliding_evict, sliding_mask)
+    grading.check_ridge(ridge_fit, probe_accuracy)
     out = capsys.readouterr().out
-    assert out.count("✅") == 2
+    assert out.count("✅") == 4
 
 
-def test_blank_stubs_fail_with_friendly_message():
-    def stub(*args, **kwargs):
-        raise NotImplementedError
+def stub(*args, **kwargs):
+    raise NotImplementedError
 
-    for check in (grading.check_gated_delta_rule, grading.check_sleep_loop):
-        with pytest.raises(AssertionError, match="not implemented yet"):
-            check(stub)
+
+@pytest.mark.parametrize("check, args", [
+    (grading.check_gated_delta_rule, (stub,)), (grading.check_sleep_loop, (stub,)),
+    (grading.check_sliding_eviction, (stub, sliding_mask)), (grading.check_sliding_eviction, (sliding_evict, stub)),
+    (grading.check_ridge, (stub, probe_accuracy)), (grading.check_ridge, (ridge_fit, stub)),
+])
+def test_blank_stubs_fail_with_friendly_message(check, args):
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        check(*args)
+
+
+# ---- delegation: calling the reference is refused, whichever way it is reached -----------------------
+
+def via_alias(q, k, v, g, beta, scale=None, initial_state=None):
+    return reference_rule(q, k, v, g, beta, scale=scale, initial_state=initial_state, output_final_state=True)
+
+
+def via_attribute(q, k, v, g, beta, scale=None, initial_state=None):
+    return sleeplab.ops.gated_delta_rule(q, k, v, g, beta, scale=scale, initial_state=initial_state,
+                                         output_final_state=True)
+
+
+def swallowing(q, k, v, g, beta, scale=None, initial_state=None):
+    """Catches the refusal and falls back to the blank answer: still refused."""
+    try:
+        return sleeplab.ops.gated_delta.gated_delta_rule(q, k, v, g, beta, scale=scale, initial_state=initial_state,
+                                                         output_final_state=True)
+    except Exception:  # noqa: BLE001 - the point of this cheat
+        return gdr(q, k, v, g, beta, scale, initial_state)
+
+
+def untaken_branch(q, k, v, g, beta, scale=None, initial_state=None):
+    if q.shape[0] > 1000:   # never true in the checker: only the static look at the code can see it
+        return reference_rule(q, k, v, g, beta)
+    return gdr(q, k, v, g, beta, scale, initial_state)
+
+
+def sleep_forward_cheat(model, tokens, loss_mask, n_sleep):
+    return sleeplab.sleep_forward(model, tokens, loss_mask, n_sleep=n_sleep)
+
+
+def model_forward_cheat(model, tokens, loss_mask, n_sleep):
+    return model._model(tokens, loss_mask, n_sleep=n_sleep)  # the model's forward runs sleep_forward
+
+
+def streaming_cheat(model, tokens, loss_mask, n_sleep):
+    return sleeplab.StreamingRunner(model._model, n_sleep=n_sleep)  # refused as soon as it is built
+
+
+def closure_cheat():
+    from sleeplab.sleep import evict
+
+    def sliding(kvs, window):
+        return evict(SimpleNamespace(eviction="sliding", window=window), kvs)
+    return sliding
+
+
+def ridge_cheat(x, y, lam):
+    return sleeplab.lab.probe.ridge_hits(x, y, x, y), None
+
+
+@pytest.mark.parametrize("check, args, called", [
+    (grading.check_gated_delta_rule, (via_alias,), "sleeplab.ops.gated_delta_rule (as `reference_rule`)"),
+    (grading.check_gated_delta_rule, (via_attribute,), "sleeplab.ops.gated_delta_rule"),
+    (grading.check_gated_delta_rule, (swallowing,), "sleeplab.ops.gated_delta_rule"),
+    (grading.check_gated_delta_rule, (untaken_branch,), "sleeplab.ops.gated_delta_rule (as `reference_rule`)"),
+    (grading.check_sleep_loop, (sleep_forward_cheat,), "sleeplab.sleep_forward"),
+    (grading.check_sleep_loop, (model_forward_cheat,), "sleeplab.sleep_forward"),
+    (grading.check_sleep_loop, (streaming_cheat,), "sleeplab.StreamingRunner"),
+    (grading.check_sliding_eviction, (closure_cheat(), sliding_mask), "sleeplab.sleep.evict (as `evict`)"),
+    (grading.check_sliding_eviction, (sliding_evict, lambda q, p, w: band_mask(q, p + q, w)),
+     "sleeplab.layers.band_mask"),
+    (grading.check_ridge, (ridge_cheat, probe_accuracy), "sleeplab.lab.probe.ridge_hits"),
+], ids=["alias", "attribute", "swallowed", "untaken-branch", "sleep_forward", "model-forward", "streaming",
+        "closure", "band_mask", "ridge_hits"])
+def test_calling_the_reference_fails_naming_it(check, args, called):
+    with pytest.raises(grading.DelegationError, match=re.escape(f"your function calls {called}")):
+        check(*args, seed=0)
+
+
+def test_the_reference_works_again_after_a_refusal():
+    with pytest.raises(grading.DelegationError):
+        grading.check_gated_delta_rule(via_alias, seed=0)
+    assert sleeplab.ops.gated_delta_rule is reference_rule and sleeplab.sleep_forward is sleep_forward
 
 
 def test_zeros_stub_fails_and_points_at_first_token():

@@ -1,9 +1,14 @@
 """Real-browser tests: JupyterLab in headless Chromium, driven by pytest-playwright.
 
 They prove what nbval cannot: that the widgets render in a real front end and a slider moved with the
-keyboard redraws its plotly chart. They skip (not fail) where Chromium or Playwright is missing:
-``apt-get install chromium`` and ``pip install playwright pytest-playwright`` (never `playwright
-install`: we use Debian's Chromium through ``executable_path``).
+keyboard redraws its plotly chart. Where Chromium or Playwright is missing they skip, except under
+``CI=true``, where they fail: a CI that cannot run them must say so. ``apt-get install chromium`` and
+``pip install playwright pytest-playwright`` (never `playwright install`: we use Debian's Chromium through
+``executable_path``).
+
+``test_classic_notebook.py`` drives classic Notebook 6.5 instead of Lab, the frontend nearest to Colab's;
+it needs the Colab-pinned stack (``notebook<7``, ipywidgets 7), which the Colab job of ``.ci/run`` installs
+in ``.venv-colab`` and runs with ``SLEEPLAB_CLASSIC=1`` (then a missing Notebook 6 fails instead of skipping).
 
 Fixtures: ``lab_url`` (a JupyterLab server on a copy of notebooks/) and ``lab``, the helpers below as
 one namespace (a fixture, so tests need no imports from this file):
@@ -32,21 +37,25 @@ CHROMIUM = shutil.which("chromium")  # Debian's chromium package puts it on PATH
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 HERE = Path(__file__).resolve().parent
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
 try:
     import playwright  # noqa: F401
     import pytest_playwright  # noqa: F401
-    HAVE_PLAYWRIGHT = True
 except ImportError:
-    HAVE_PLAYWRIGHT = False
+    if IN_CI:  # aborts the session with this message instead of skipping the suite
+        raise pytest.UsageError("CI is set but Playwright is missing, so the browser tests cannot run: "
+                                "pip install playwright pytest-playwright") from None
     collect_ignore_glob = ["test_*.py"]  # they import playwright at the top
 
 
-def pytest_collection_modifyitems(config, items):
-    # a session-wide hook: touch only the items of this folder
+@pytest.fixture(scope="session", autouse=True)  # session: before pytest-playwright's browser launches
+def _chromium():
+    """Every test here needs Chromium: skip without it, or fail under CI."""
     if CHROMIUM is None:
-        for item in items:
-            if HERE in Path(str(item.fspath)).resolve().parents:
-                item.add_marker(pytest.mark.skip(reason="Chromium not found: apt-get install chromium"))
+        if IN_CI:
+            pytest.fail("Chromium not found, and CI is set, so the browser tests must run: apt-get install chromium")
+        pytest.skip("Chromium not found: apt-get install chromium")
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +77,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def lab_url(tmp_path_factory):
-    """A JupyterLab server on a free loopback port, serving a temp COPY of notebooks/ (Lab autosaves
-    executed notebooks, which must never reach the repository)."""
-    root = tmp_path_factory.mktemp("lab")
+def _copy_notebooks(root: Path) -> None:
+    # a temp COPY: the frontends autosave executed notebooks, which must never reach the repository
     shutil.copytree(NOTEBOOKS, root, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+
+
+def serve(cmd: list, root: Path, env: dict, url: str):
+    """Start a Jupyter server, wait until ``url``/api/status answers, and return the process."""
+    log = open(root / "jupyter.log", "w")
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"{url}/api/status", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError(f"{cmd[2]} did not start, see {root / 'jupyter.log'}")
+
+
+def stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    proc.log.close()
+
+
+@pytest.fixture(scope="session")
+def lab_url(tmp_path_factory):
+    """A JupyterLab server on a free loopback port, serving a temp copy of notebooks/."""
+    root = tmp_path_factory.mktemp("lab")
+    _copy_notebooks(root)
     settings = root / ".jsettings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     # the news toast ignores --LabApp.news_url=None; only a settings file silences it
@@ -91,25 +128,46 @@ def lab_url(tmp_path_factory):
            f"--LabApp.user_settings_dir={root / '.jsettings'}", f"--LabApp.workspaces_dir={root / '.jws'}",
            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
            "--LabApp.extension_manager=readonly"]
-    log = open(root / "jupyter.log", "w")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"{url}/api/status", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.25)
-    else:
-        proc.kill()
-        raise RuntimeError(f"jupyter lab did not start, see {root / 'jupyter.log'}")
+    proc = serve(cmd, root, env, url)
     yield url
-    proc.terminate()
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def classic_server(tmp_path_factory):
+    """``classic_server(static)``: the URL of a classic Notebook 6 server on a copy of notebooks/, one
+    per value of ``static`` (whether its kernels get ``SLEEPLAB_STATIC_WIDGETS=1``, the core-widget
+    fallback of the live figures). Skips without Notebook 6, or fails under ``SLEEPLAB_CLASSIC=1``."""
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        import notebook
+        major = int(notebook.__version__.split(".")[0])
+    except ImportError:
+        major = None
+    if major != 6:
+        why = f"classic Notebook 6 is not installed (notebook {'absent' if major is None else major}.x)"
+        if os.environ.get("SLEEPLAB_CLASSIC") == "1":
+            pytest.fail(f"{why}, but SLEEPLAB_CLASSIC=1: the Colab job must run it (pip install notebook==6.5.7)")
+        pytest.skip(f"{why}: the Colab job of .ci/run runs this test")
+    servers = {}
+
+    def start(static: bool) -> str:
+        if static not in servers:
+            root = tmp_path_factory.mktemp("classic-static" if static else "classic")
+            _copy_notebooks(root)
+            port = _free_port()
+            env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jcfg"), "JUPYTER_RUNTIME_DIR": str(root / ".jrt"),
+                   "SLEEPLAB_STATIC_WIDGETS": "1" if static else "0"}
+            cmd = [sys.executable, "-m", "notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+                   f"--port={port}", "--NotebookApp.token=", "--NotebookApp.password=",
+                   f"--NotebookApp.notebook_dir={root}", "--NotebookApp.open_browser=False"]
+            url = f"http://127.0.0.1:{port}"
+            servers[static] = (url, serve(cmd, root, env, url))
+        return servers[static][0]
+
+    yield start
+    for _, proc in servers.values():
+        stop(proc)
 
 
 # ---- helpers the tests import ----------------------------------------------------------------------

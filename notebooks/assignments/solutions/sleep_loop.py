@@ -1,7 +1,7 @@
 """Reference solution to assignment 2 (Algorithm 1, hard eviction).
 
-Kept out of the exercise notebook so students don't read it by accident; CI grades it through the
-notebook (when $CI is set) and through tests/test_grading.py.
+Kept out of the exercise notebook so students don't read it by accident; CI grades it through the notebook by
+tests/test_assignment_notebooks.py (pasted into the stub cell) and directly by tests/test_grading.py.
 """
 import torch
 

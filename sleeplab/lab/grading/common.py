@@ -6,6 +6,7 @@ import functools
 import random
 
 from ...device import single_thread
+from .refuse import DelegationError, run_refusing
 
 TOL = 1e-5  # relative error; the checks run in float64, so a right answer is ~1e-15 off
 
@@ -28,11 +29,12 @@ def _rel(a, b) -> float:
     return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
 
 
-def _call(name, fn, seed, *args, **kwargs):
-    """Run the student's function, turning crashes into feedback instead of a bare traceback."""
+def _call(name, fn, seed, *args, refuse=None, **kwargs):
+    """Run the student's function, turning crashes into feedback instead of a bare traceback; calls
+    to any of ``refuse`` ({"sleeplab.x.f": f}, the references) fail with a message naming them."""
     try:
-        return fn(*args, **kwargs)
-    except _Feedback:
+        return run_refusing(fn, refuse or {}, lambda: fn(*args, **kwargs))
+    except (_Feedback, DelegationError):
         raise
     except NotImplementedError:
         raise AssertionError(f"{name} is not implemented yet: it raised NotImplementedError. "

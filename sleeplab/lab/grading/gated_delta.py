@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import torch
 
-from ...ops import gated_delta_rule, hebbian_rule
+from ...ops import gated_delta, gated_delta_rule, hebbian_rule
 from .common import TOL, _call, _rel, _seed, _single_threaded
 
 
 # ---- assignment 1: the gated delta rule ---------------------------------------------------------------
+
+# sleeplab's implementations of the rule: calling any of them is not writing it
+REFERENCES = {"sleeplab.ops.gated_delta_rule": gated_delta_rule,
+              "sleeplab.ops.gated_delta._recurrent": gated_delta._recurrent,
+              "sleeplab.ops.gated_delta._chunk": gated_delta._chunk}
 
 def _mistake(q, k, v, g, beta, scale, S0, *, read_first=False, decay_last=False, stale_guess=False,
              alpha_is_g=False):
@@ -81,7 +86,7 @@ def check_gated_delta_rule(student_fn, seed: int | None = None) -> None:
     for case, (with_state, scale) in enumerate([(False, None), (True, 0.7), (True, None)]):
         x = _gdr_inputs(seed + case, with_state=with_state)
         before = {n: t.clone() for n, t in x.items() if t is not None}
-        out = _call("gated_delta_rule", student_fn, seed, scale=scale, **x)
+        out = _call("gated_delta_rule", student_fn, seed, scale=scale, refuse=REFERENCES, **x)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise AssertionError(f"gated_delta_rule must return a pair (o, S_final), got {type(out).__name__}")
         o, S = out

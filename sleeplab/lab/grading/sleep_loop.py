@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import torch
 
+from ... import sleep as _sleep
 from ...sleep import sleep_forward
+from ...streaming import StreamingRunner
 from .common import TOL, _call, _Feedback, _rel, _seed, _single_threaded
 
 
 # ---- assignment 2: the sleep loop ---------------------------------------------------------------------
+
+# sleeplab's own sleep loops: the model's forward and sleeplab.evaluate reach sleep_forward too
+REFERENCES = {"sleeplab.sleep_forward": sleep_forward, "sleeplab.sleep.sleep_passes": _sleep.sleep_passes,
+              "sleeplab.sleep._checkpointed_sleep": _sleep._checkpointed_sleep,
+              "sleeplab.parallel_forward": _sleep.parallel_forward, "sleeplab.StreamingRunner": StreamingRunner}
 
 class _Recorder:
     """Stands in for the model: forwards the three verbs and writes down every call, so the student's
@@ -129,7 +136,7 @@ def check_sleep_loop(student_fn, seed: int | None = None) -> None:
         model, tokens, loss_mask = _sleep_case(seed + case, N, T, scored)
         mine, ref = _Recorder(model), _Recorder(model)
         with torch.no_grad():
-            logits = _call("sleep_loop", student_fn, seed, mine, tokens, loss_mask, N)
+            logits = _call("sleep_loop", student_fn, seed, mine, tokens, loss_mask, N, refuse=REFERENCES)
             want = sleep_forward(ref, tokens, loss_mask, n_sleep=N)
         if not isinstance(logits, torch.Tensor) or logits.shape != want.shape:
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
