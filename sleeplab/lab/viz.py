@@ -1,20 +1,21 @@
 """Plotly figures shared by the notebooks, and the slider -> figure wiring.
 
 Every function returns a plain ``go.Figure``: show it with ``fig.show()`` (a static, cheap output), or
-wrap the ONE interactive figure of a notebook with :func:`live`. A ``go.FigureWidget`` ships plotly's
-5 MB JavaScript bundle per instance over the websocket, so notebooks keep to one and update it in place.
-
-Widget API: only what ipywidgets 7.6 already had (``IntSlider``, ``SelectionSlider``, ``VBox``,
-``observe``), because Colab still runs ipywidgets 7; figure updates go through
-``FigureWidget.batch_update()`` so a slider move redraws once, not once per trace.
+wrap the ONE interactive figure of a notebook with :func:`live` and wire sliders to it with
+:func:`controls` / :func:`link`. Those, the renderer choice (:func:`setup_figures`) and the static
+fallback for frontends without plotly's widget live in :mod:`sleeplab.lab.widgets`; they are imported
+here so a notebook needs ``viz`` alone.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .widgets import (choice_slider, controls, int_slider, link, live, setup_figures,  # noqa: F401
+                      static_widgets)
 
 # One colour per idea, kept the same across notebooks so a reader learns them once.
 COLORS = {
@@ -225,50 +226,3 @@ def influence_at(fig, maps: dict, t: int) -> None:
     blind = [name for name, m in maps.items() if (m[:t + 1, t] == 0).any()]
     seen = f"blind to some earlier tokens: {', '.join(blind)}" if blind else "every model sees every earlier token"
     fig.layout.title.text = f"prediction at position {t}: {seen}"
-
-
-# ---- the one live figure of a notebook ------------------------------------------------------------
-
-def live(fig: go.Figure, width: int | None = 960):
-    """The notebook's single ``FigureWidget`` (see module doc for why only one). A FigureWidget does
-    not stretch to its cell the way a static figure does (it falls back to 700 px), so it gets a width
-    that fits JupyterLab, Colab and a laptop screen."""
-    widget = go.FigureWidget(fig)
-    if width is not None and widget.layout.width is None:
-        widget.layout.width = width
-    return widget
-
-
-def int_slider(description: str, minimum: int, maximum: int, value: int | None = None, step: int = 1):
-    """An ``IntSlider`` that only fires on release of a drag (``continuous_update=False``) — each
-    update recomputes or redraws a figure, and a kernel flooded with events feels broken."""
-    import ipywidgets as widgets
-    return widgets.IntSlider(value=minimum if value is None else value, min=minimum, max=maximum, step=step,
-                             description=description, continuous_update=False,
-                             style={"description_width": "initial"},
-                             layout=widgets.Layout(width="60%"))
-
-
-def choice_slider(description: str, options: Sequence, value=None):
-    """A slider over a list of values (e.g. the measured context lengths 128, 256, ... 4096), showing
-    the value itself rather than its index."""
-    import ipywidgets as widgets
-    return widgets.SelectionSlider(options=list(options), value=options[0] if value is None else value,
-                                   description=description, continuous_update=False,
-                                   style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
-
-
-def link(slider, fig_widget, update: Callable[[object, int], None]):
-    """Redraw ``fig_widget`` whenever ``slider`` moves: ``update(fig_widget, value)`` runs inside
-    ``batch_update()`` (one redraw per move). Runs once now so figure and slider agree from the start.
-    Returns a ``VBox`` to display. Setting ``slider.value`` from Python triggers the same update, which is
-    how the notebooks check the wiring without a browser."""
-    import ipywidgets as widgets
-
-    def on_change(change):
-        with fig_widget.batch_update():
-            update(fig_widget, change["new"])
-
-    on_change({"new": slider.value})
-    slider.observe(on_change, names="value")
-    return widgets.VBox([slider, fig_widget])

@@ -146,6 +146,36 @@ def depo_per_k(curves: dict):
     return fig
 
 
+def recipe_study(curves: dict, t: int = 12, blind: float | None = None):
+    """The recipe study at depth t: held-out exact accuracy against training tokens, one line per
+    recipe's N = 4 run (seed 0) and the paper recipe's N = 1 run dashed; a run still going (``done``
+    false) is named so in the legend. ``blind``: the input-blind level, drawn when given."""
+    import plotly.graph_objects as go
+    cells = sorted(c for c in curves if c.startswith(f"study-t{t}-") and c.endswith("-s0"))
+    if not cells:
+        return None
+    fig = go.Figure()
+    palette = ["#00cc96", "#ef553b", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff"]
+    n4 = [c for c in cells if f"-t{t}-n4-" in c]
+    for i, cell in enumerate(n4 + [c for c in cells if c not in n4]):
+        info = results.cell_info(curves[cell])
+        recipe = cell.split("-")[3]
+        x, y = _xy(curves[cell])
+        one = info["n_sleep"] == 1
+        fig.add_scatter(x=x, y=y, mode="lines", name=f"N = {info['n_sleep']}, {recipe}"
+                        + ("" if curves[cell].get("done", True) else " (unfinished)"),
+                        line=dict(color=COLORS[1] if one else palette[i % len(palette)], width=2.5,
+                                  dash="dash" if one else None))
+    if blind is not None:
+        fig.add_hline(y=blind, line_dash="dot", line_color="gray", annotation_position="bottom right",
+                      annotation_text=f"input-blind level ({blind:.1%})")
+    fig.update_xaxes(title_text="training tokens (M)")
+    fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
+    fig.update_layout(title=f"Recipe study, Rule 110 t = {t}: one seed per recipe ({_cards(curves, cells)})",
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
 def _trained_range(cell: str, report: dict):
     """(t, (lo, hi)) of a variable-N cell: from its definition in ``cells.CELLS``, else from the
     checkpoint's name (t only)."""
