@@ -23,6 +23,15 @@ def test_heatmaps_share_scale_and_add_bar_panel():
     assert [t.zmax for t in per_panel.data] == [1, 3]
 
 
+def test_heatmaps_have_axis_titles_and_a_colour_bar_beside_each_panel():
+    fig = viz.heatmaps([torch.eye(2), torch.eye(2)], ["a", "b"], zmax=[1, 3], scale_title="entry of S")
+    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text == "value dim v"
+    assert fig.layout.yaxis.title.text == "key dim k"
+    bars = [t.colorbar for t in fig.data]
+    assert [b.title.text for b in bars] == ["entry of S"] * 2
+    assert fig.layout.xaxis.domain[1] < bars[0].x < fig.layout.xaxis2.domain[0], "bar 1 sits between the panels"
+
+
 def test_lines_with_chance_line():
     fig = viz.lines([1, 2, 3], {"delta": [1, 0.9, 0.5], "hebbian": ([1, 2], [1, 0.7])}, chance=0.25)
     assert [t.name for t in fig.data] == ["delta", "hebbian"]

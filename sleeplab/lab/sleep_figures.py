@@ -95,8 +95,9 @@ def sleep_figure(points: dict, traces: dict, blind: dict, gpu: dict | None = Non
                      row=1, col=1)
     fig.update_xaxes(title_text="value dimension v", row=1, col=2)
     fig.update_yaxes(title_text="key dimension k", autorange="reversed", row=1, col=2)
-    fig.update_layout(template=TEMPLATE, height=600, margin=dict(t=120, b=40),
-                      legend=dict(orientation="h", y=-0.18, x=0))
+    fig.update_layout(template=TEMPLATE, height=620, margin=dict(t=120, b=40),
+                      legend=dict(orientation="h", y=-0.22, x=0))
+    fig.update_annotations(font_size=13)        # the two subplot titles: the ΔS one is long and changes
     return fig
 
 
@@ -114,7 +115,7 @@ def show_pass(fig, points: dict, traces: dict, n: int, window: int, p: int, name
     top = float(change.abs().max())
     fig.data[-1].zmin, fig.data[-1].zmax = -top, top
     relative = float(trace["s_change"][window - 1, p - 1].mean())
-    rel_text = "S arrived empty" if relative != relative else f"||ΔS|| = {relative:.0%} of ||S before||"
+    rel_text = "S arrived empty" if relative != relative else f"{relative:.0%} of ||S before||"
     fig.layout.annotations[1].text = f"ΔS in pass {p} of {n}, sleep {window}: {rel_text}"
     label = f" ({names[n]})" if names else ""
     fig.layout.title.text = (

@@ -66,25 +66,31 @@ def heatmap(matrix, title: str = "", zmax: float | None = None, x_title: str = "
 
 
 def heatmaps(matrices: Sequence, titles: Sequence[str], zmax=None, title: str = "", height: int = 400,
-             bars: dict | None = None) -> go.Figure:
+             bars: dict | None = None, x_title: str = "value dim v", y_title: str = "key dim k",
+             scale_title: str = "entry") -> go.Figure:
     """Heatmaps side by side (red = positive, blue = negative, white = 0; ``zmax`` one number shared by
-    all panels, or one per panel), optionally followed by a grouped-bar panel
-    ``bars = {"title", "x", "series": {name: ys}, "x_title", "range"}``."""
+    all panels, or one per panel, each with its own colour bar titled ``scale_title``), optionally
+    followed by a grouped-bar panel ``bars = {"title", "x", "series": {name: ys}, "x_title", "range"}``."""
     cols = len(matrices) + (bars is not None)
     zmaxes = zmax if isinstance(zmax, (list, tuple)) else [zmax] * len(matrices)
     fig = make_subplots(rows=1, cols=cols, subplot_titles=list(titles) + ([bars["title"]] if bars else []),
-                        horizontal_spacing=0.06)
+                        horizontal_spacing=0.12)
     for i, (m, zm) in enumerate(zip(matrices, zmaxes)):
-        fig.add_trace(go.Heatmap(z=_as_list(m), colorscale="RdBu", reversescale=True, zmid=0, showscale=False,
-                                 zmin=-zm if zm else None, zmax=zm), 1, i + 1)
+        right = fig.layout[f"xaxis{i + 1 if i else ''}"].domain[1]      # each bar just right of its panel
+        fig.add_trace(go.Heatmap(z=_as_list(m), colorscale="RdBu", reversescale=True, zmid=0,
+                                 zmin=-zm if zm else None, zmax=zm,
+                                 colorbar=dict(x=right + 0.005, len=0.8, thickness=10,
+                                               title=dict(text=scale_title, side="right"))), 1, i + 1)
         fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+        fig.update_xaxes(title_text=x_title, row=1, col=i + 1)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
     if bars is not None:
         for (name, ys), color in zip(bars["series"].items(), _colors(bars["series"])):
             fig.add_trace(go.Bar(x=list(bars["x"]), y=list(ys), name=name, marker_color=color), 1, cols)
         fig.update_yaxes(range=bars.get("range"), row=1, col=cols)
         fig.update_xaxes(title_text=bars.get("x_title", ""), row=1, col=cols)
     fig.update_layout(title=title, template=TEMPLATE, height=height, margin=dict(t=90, b=40),
-                      barmode="group", legend=dict(orientation="h", y=-0.15))
+                      barmode="group", legend=dict(orientation="h", y=-0.2))
     return fig
 
 
