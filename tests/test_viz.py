@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from sleeplab.lab import viz
+from sleeplab.lab import viz, widgets
 
 
 def test_heatmap_from_tensor_is_centred():
@@ -21,6 +21,15 @@ def test_heatmaps_share_scale_and_add_bar_panel():
     assert fig.layout.barmode == "group"
     per_panel = viz.heatmaps([torch.eye(2), torch.eye(2)], ["a", "b"], zmax=[1, 3])
     assert [t.zmax for t in per_panel.data] == [1, 3]
+
+
+def test_heatmaps_have_axis_titles_and_a_colour_bar_beside_each_panel():
+    fig = viz.heatmaps([torch.eye(2), torch.eye(2)], ["a", "b"], zmax=[1, 3], scale_title="entry of S")
+    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text == "value dim v"
+    assert fig.layout.yaxis.title.text == "key dim k"
+    bars = [t.colorbar for t in fig.data]
+    assert [b.title.text for b in bars] == ["entry of S"] * 2
+    assert fig.layout.xaxis.domain[1] < bars[0].x < fig.layout.xaxis2.domain[0], "bar 1 sits between the panels"
 
 
 def test_lines_with_chance_line():
@@ -78,3 +87,51 @@ def test_series_colours_are_distinct_and_named_ideas_keep_theirs():
     fig = viz.lines([1, 2], {"hebbian": [1, 1], "a": [1, 1], "b": [1, 1], "c": [1, 1], "d": [1, 1]})
     colours = [t.line.color for t in fig.data]
     assert colours[0] == viz.COLORS["hebbian"] and len(set(colours)) == 5
+
+
+def test_static_fallback_redraws_a_plain_figure_when_its_slider_moves(monkeypatch):
+    """With SLEEPLAB_STATIC_WIDGETS=1 (what Colab gets) live() keeps a plain go.Figure, and controls()
+    redraws it into a core Output widget on every slider move: no custom widget is needed."""
+    import plotly.io as pio
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    monkeypatch.setattr(pio.renderers, "default", "json")   # fig.show() without a browser or a frontend
+    assert widgets.static_widgets()
+    fig = viz.live(viz.timing_figure(ROWS))
+    assert type(fig) is go.Figure
+    slider = viz.choice_slider("context", [r["T"] for r in ROWS])
+    shows = []
+    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shows.append(self.layout.title.text))
+    box = viz.link(slider, fig, lambda f, T: viz.timing_marker(f, ROWS, T))
+    slider.value = 128
+    assert [s[:13] for s in shows] == ["T = 64 tokens", "T = 128 token"]
+    assert box.children[0] is slider and box.children[-1].__class__.__name__ == "Output"
+
+
+def test_static_widgets_on_colab_unless_forced_off(monkeypatch):
+    import sys
+    monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    assert widgets.static_widgets()
+    monkeypatch.setenv(widgets.STATIC_ENV, "0")
+    assert not widgets.static_widgets()
+
+
+def test_controls_pass_every_slider_value_in_order():
+    pytest.importorskip("anywidget")
+    fw = viz.live(go.Figure())
+    a, b = viz.int_slider("a", 1, 5, value=2), viz.int_slider("b", 1, 5, value=3)
+    seen = []
+    viz.controls([a, b], fw, lambda f, x, y: seen.append((x, y)))
+    b.value = 5
+    a.value = 1
+    assert seen == [(2, 3), (2, 5), (1, 5)]
+
+
+def test_offline_renderer_embeds_plotly_outside_colab():
+    import plotly.io as pio
+    before = pio.renderers.default
+    try:
+        assert viz.setup_figures() == "plotly_mimetype+notebook"
+        assert not pio.renderers["notebook"].connected   # plotly.js embedded, not from a CDN
+    finally:
+        pio.renderers.default = before

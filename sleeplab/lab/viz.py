@@ -1,20 +1,21 @@
 """Plotly figures shared by the notebooks, and the slider -> figure wiring.
 
 Every function returns a plain ``go.Figure``: show it with ``fig.show()`` (a static, cheap output), or
-wrap the ONE interactive figure of a notebook with :func:`live`. A ``go.FigureWidget`` ships plotly's
-5 MB JavaScript bundle per instance over the websocket, so notebooks keep to one and update it in place.
-
-Widget API: only what ipywidgets 7.6 already had (``IntSlider``, ``SelectionSlider``, ``VBox``,
-``observe``), because Colab still runs ipywidgets 7; figure updates go through
-``FigureWidget.batch_update()`` so a slider move redraws once, not once per trace.
+wrap the ONE interactive figure of a notebook with :func:`live` and wire sliders to it with
+:func:`controls` / :func:`link`. Those, the renderer choice (:func:`setup_figures`) and the static
+fallback for frontends without plotly's widget live in :mod:`sleeplab.lab.widgets`; they are imported
+here so a notebook needs ``viz`` alone.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .widgets import (choice_slider, controls, int_slider, link, live, setup_figures,  # noqa: F401
+                      static_widgets)
 
 # One colour per idea, kept the same across notebooks so a reader learns them once.
 COLORS = {
@@ -65,25 +66,31 @@ def heatmap(matrix, title: str = "", zmax: float | None = None, x_title: str = "
 
 
 def heatmaps(matrices: Sequence, titles: Sequence[str], zmax=None, title: str = "", height: int = 400,
-             bars: dict | None = None) -> go.Figure:
+             bars: dict | None = None, x_title: str = "value dim v", y_title: str = "key dim k",
+             scale_title: str = "entry") -> go.Figure:
     """Heatmaps side by side (red = positive, blue = negative, white = 0; ``zmax`` one number shared by
-    all panels, or one per panel), optionally followed by a grouped-bar panel
-    ``bars = {"title", "x", "series": {name: ys}, "x_title", "range"}``."""
+    all panels, or one per panel, each with its own colour bar titled ``scale_title``), optionally
+    followed by a grouped-bar panel ``bars = {"title", "x", "series": {name: ys}, "x_title", "range"}``."""
     cols = len(matrices) + (bars is not None)
     zmaxes = zmax if isinstance(zmax, (list, tuple)) else [zmax] * len(matrices)
     fig = make_subplots(rows=1, cols=cols, subplot_titles=list(titles) + ([bars["title"]] if bars else []),
-                        horizontal_spacing=0.06)
+                        horizontal_spacing=0.12)
     for i, (m, zm) in enumerate(zip(matrices, zmaxes)):
-        fig.add_trace(go.Heatmap(z=_as_list(m), colorscale="RdBu", reversescale=True, zmid=0, showscale=False,
-                                 zmin=-zm if zm else None, zmax=zm), 1, i + 1)
+        right = fig.layout[f"xaxis{i + 1 if i else ''}"].domain[1]      # each bar just right of its panel
+        fig.add_trace(go.Heatmap(z=_as_list(m), colorscale="RdBu", reversescale=True, zmid=0,
+                                 zmin=-zm if zm else None, zmax=zm,
+                                 colorbar=dict(x=right + 0.005, len=0.8, thickness=10,
+                                               title=dict(text=scale_title, side="right"))), 1, i + 1)
         fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+        fig.update_xaxes(title_text=x_title, row=1, col=i + 1)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
     if bars is not None:
         for (name, ys), color in zip(bars["series"].items(), _colors(bars["series"])):
             fig.add_trace(go.Bar(x=list(bars["x"]), y=list(ys), name=name, marker_color=color), 1, cols)
         fig.update_yaxes(range=bars.get("range"), row=1, col=cols)
         fig.update_xaxes(title_text=bars.get("x_title", ""), row=1, col=cols)
     fig.update_layout(title=title, template=TEMPLATE, height=height, margin=dict(t=90, b=40),
-                      barmode="group", legend=dict(orientation="h", y=-0.15))
+                      barmode="group", legend=dict(orientation="h", y=-0.2))
     return fig
 
 
@@ -225,50 +232,3 @@ def influence_at(fig, maps: dict, t: int) -> None:
     blind = [name for name, m in maps.items() if (m[:t + 1, t] == 0).any()]
     seen = f"blind to some earlier tokens: {', '.join(blind)}" if blind else "every model sees every earlier token"
     fig.layout.title.text = f"prediction at position {t}: {seen}"
-
-
-# ---- the one live figure of a notebook ------------------------------------------------------------
-
-def live(fig: go.Figure, width: int | None = 960):
-    """The notebook's single ``FigureWidget`` (see module doc for why only one). A FigureWidget does
-    not stretch to its cell the way a static figure does (it falls back to 700 px), so it gets a width
-    that fits JupyterLab, Colab and a laptop screen."""
-    widget = go.FigureWidget(fig)
-    if width is not None and widget.layout.width is None:
-        widget.layout.width = width
-    return widget
-
-
-def int_slider(description: str, minimum: int, maximum: int, value: int | None = None, step: int = 1):
-    """An ``IntSlider`` that only fires on release of a drag (``continuous_update=False``) — each
-    update recomputes or redraws a figure, and a kernel flooded with events feels broken."""
-    import ipywidgets as widgets
-    return widgets.IntSlider(value=minimum if value is None else value, min=minimum, max=maximum, step=step,
-                             description=description, continuous_update=False,
-                             style={"description_width": "initial"},
-                             layout=widgets.Layout(width="60%"))
-
-
-def choice_slider(description: str, options: Sequence, value=None):
-    """A slider over a list of values (e.g. the measured context lengths 128, 256, ... 4096), showing
-    the value itself rather than its index."""
-    import ipywidgets as widgets
-    return widgets.SelectionSlider(options=list(options), value=options[0] if value is None else value,
-                                   description=description, continuous_update=False,
-                                   style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
-
-
-def link(slider, fig_widget, update: Callable[[object, int], None]):
-    """Redraw ``fig_widget`` whenever ``slider`` moves: ``update(fig_widget, value)`` runs inside
-    ``batch_update()`` (one redraw per move). Runs once now so figure and slider agree from the start.
-    Returns a ``VBox`` to display. Setting ``slider.value`` from Python triggers the same update, which is
-    how the notebooks check the wiring without a browser."""
-    import ipywidgets as widgets
-
-    def on_change(change):
-        with fig_widget.batch_update():
-            update(fig_widget, change["new"])
-
-    on_change({"new": slider.value})
-    slider.observe(on_change, names="value")
-    return widgets.VBox([slider, fig_widget])

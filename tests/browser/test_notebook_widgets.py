@@ -40,18 +40,19 @@ def test_slider_redraws_live_chart(page: Page, lab_url, lab, tmp_path, name, key
     lab.screenshot(figure, name.removesuffix(".ipynb"), tmp_path)
 
 
-def test_sleep_notebook_n_slider_moves_accuracy_and_heatmap(page: Page, lab_url, lab, tmp_path):
-    """The centre piece: moving N (the first slider) moves the accuracy marker (in the title) and
-    redraws the fast-weight heatmap (its subplot title says which pass of how many it shows)."""
+def test_sleep_notebook_n_slider_moves_accuracy_and_delta_s(page: Page, lab_url, lab, tmp_path):
+    """The centre piece: moving N (the first slider, over the models N = 1, 2, 4) rings another model's
+    accuracy (the title names N and its accuracy) and redraws ΔS for that model (its subplot title says
+    which pass of how many it shows)."""
     lab.run_notebook(page, lab_url, "04_sleep.ipynb")
     plot = lab.live_plot(page)
     title = plot.locator(".gtitle")
-    heatmap_title = plot.locator(".annotation-text", has_text="S after pass")
+    heatmap_title = plot.locator(".annotation-text", has_text="ΔS in pass")
     expect(title).to_have_text(re.compile(r"^N = 1 sleep passes, t = 8"), timeout=60_000)
-    expect(heatmap_title).to_have_text(re.compile(r"^S after pass 1 of 1"))
-    lab.press_slider(page, 0, "ArrowRight", times=3)
+    expect(heatmap_title).to_have_text(re.compile(r"^ΔS in pass 1 of 1, sleep 2"))
+    lab.press_slider(page, 0, "ArrowRight", times=2)
     expect(title).to_have_text(re.compile(r"^N = 4 sleep passes, t = 8"), timeout=30_000)
-    expect(heatmap_title).to_have_text(re.compile(r"^S after pass 4 of 4"), timeout=30_000)
+    expect(heatmap_title).to_have_text(re.compile(r"^ΔS in pass 1 of 4, sleep 2"), timeout=30_000)
     plot.scroll_into_view_if_needed()
     lab.screenshot(plot, "04_sleep", tmp_path)
 
