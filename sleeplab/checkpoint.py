@@ -70,11 +70,16 @@ def write(path, kind: str, manifest: dict, tensors: dict, format: int = FORMAT) 
     header = {"format": format, "kind": kind, "sha256": _digest(manifest, payload),
               "payload_bytes": len(payload), "manifest": manifest}
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give the path of the file to write, e.g. {path / 'model.sleeplab'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + json.dumps(header).encode() + b"\n" + payload)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + json.dumps(header).encode() + b"\n" + payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left behind
     return path
 
 

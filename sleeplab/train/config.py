@@ -100,8 +100,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be None (off) or > 0, got {self.grad_clip!r}")
+        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and
+                                               not isinstance(self.grad_clip, bool) and
+                                               math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be None (off) or a finite number > 0, got {self.grad_clip!r}")
         if self.device != "auto":
             try:
                 kind = torch.device(self.device).type

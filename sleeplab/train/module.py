@@ -96,6 +96,8 @@ class SleepModule(L.LightningModule):
         self.saved = 0    # step of the last checkpoint written
         self.step_fn = None  # built in configure_optimizers, once the model is on its device
         self.out = Path(cfg.out) if cfg.out else None
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"out {str(self.out)!r} is an existing file; a run needs a directory there")
         if self.out is not None and (self.out / CHECKPOINT).exists():
             if not resume:
                 raise ValueError(f"{self.out} already holds a run: resume it (resume=True, --resume) "
