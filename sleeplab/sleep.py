@@ -58,7 +58,7 @@ def window_plan(loss_mask: torch.Tensor | None, seq_len: int, window: int) -> tu
         if loss_mask.dim() != 2 or loss_mask.shape[1] != seq_len:
             raise ValueError(f"loss_mask must be [batch, {seq_len}], got {tuple(loss_mask.shape)}")
         B = loss_mask.shape[0]
-        per_example = window_roles(loss_mask, window).cpu()  # one host sync, once per batch layout
+        per_example = scored_windows(loss_mask, window).cpu()  # one host sync, once per batch layout
         scored = per_example.any(0).tolist()
         mixed = [i for i, (a, b) in enumerate(zip(per_example.all(0).tolist(), scored)) if b and not a]
         if mixed:
@@ -70,7 +70,7 @@ def window_plan(loss_mask: torch.Tensor | None, seq_len: int, window: int) -> tu
     return tuple(Window(s, min(s + window, seq_len), p) for s, p in zip(starts, scored))
 
 
-def window_roles(loss_mask: torch.Tensor, window: int) -> torch.Tensor:
+def scored_windows(loss_mask: torch.Tensor, window: int) -> torch.Tensor:
     """[B, T] loss mask -> [B, windows] bool: does example b score a position in window w. On the
     mask's device, with no host sync."""
     B, T = loss_mask.shape

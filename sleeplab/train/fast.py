@@ -35,7 +35,7 @@ from typing import Callable
 import torch
 
 from .. import device as dev
-from ..sleep import window_plan, window_roles
+from ..sleep import window_plan, scored_windows
 
 
 class GraphedStep:
@@ -102,7 +102,7 @@ class GraphedStep:
         self.static.tokens.copy_(batch.tokens, non_blocking=True)
         self.static.targets.copy_(batch.targets, non_blocking=True)
         self.static.loss_mask.copy_(batch.loss_mask, non_blocking=True)
-        roles = window_roles(self.static.loss_mask, self.model.config.window)
+        roles = scored_windows(self.static.loss_mask, self.model.config.window)
         self.layout_changed |= (roles != self.roles).any()
 
     def check(self) -> None:
