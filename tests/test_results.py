@@ -112,7 +112,7 @@ def test_load_model_carries_its_provenance(no_env):
 
 def test_standard_error():
     assert results.standard_error(0.5, 100) == pytest.approx(0.05)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
         results.standard_error(0.5, 0)
 
 
