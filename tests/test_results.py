@@ -127,3 +127,30 @@ def test_paper_numbers_are_consistent():
             assert str(by_n[lo]) in fig4["quote"] and str(by_n[hi]) in fig4["quote"]
         for ops, printed in m["unmapped"].items():
             assert len(printed) == len(m["n_sleep"]) and list(printed) == sorted(printed, reverse=True)
+
+
+def _manifest_sample():
+    """The shipped checkpoints to re-check: the lowest and the highest N of MANIFEST.json."""
+    path = results.data_dir() / "checkpoints" / "MANIFEST.json"
+    entries = sorted(json.loads(path.read_text()), key=lambda e: e["n_sleep"])
+    return [entries[0], entries[-1]] if len(entries) > 1 else entries
+
+
+@pytest.mark.parametrize("entry", _manifest_sample(), ids=lambda e: e["file"])
+def test_shipped_checkpoint_scores_what_the_manifest_states(entry, no_env):
+    """256 examples of the fixed held-out set, at the checkpoint's own N, within 4 standard errors
+    of the manifest's stated accuracy (measured on many more), and the file is the one it hashed."""
+    import hashlib
+
+    import sleeplab
+    from sleeplab.device import single_thread
+    from sleeplab.tasks import held_out
+    path = results.data_dir() / "checkpoints" / entry["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    model = sleeplab.load(path)
+    n = 256
+    with single_thread():
+        got = sleeplab.evaluate(model, held_out(model.task, model.task_config, n), n_sleep=entry["n_sleep"])
+    stated = entry["heldout"]["exact"]
+    allowed = 4 * max(results.standard_error(stated, n), 1 / n)  # 1/n: one example, for p near 0 or 1
+    assert abs(got["exact"] - stated) <= allowed, (got["exact"], stated)
