@@ -154,3 +154,10 @@ def test_shipped_checkpoint_scores_what_the_manifest_states(entry, no_env):
     stated = entry["heldout"]["exact"]
     allowed = 4 * max(results.standard_error(stated, n), 1 / n)  # 1/n: one example, for p near 0 or 1
     assert abs(got["exact"] - stated) <= allowed, (got["exact"], stated)
+
+
+def test_every_shipped_checkpoint_is_in_the_manifest_with_its_commit(no_env):
+    folder = results.data_dir() / "checkpoints"
+    entries = json.loads((folder / "MANIFEST.json").read_text())
+    assert sorted(e["file"] for e in entries) == sorted(p.name for p in folder.glob("*.sleeplab"))
+    assert all(e["code"]["commit"] for e in entries), [e["file"] for e in entries if not e["code"]["commit"]]

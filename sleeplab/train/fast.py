@@ -35,7 +35,7 @@ from typing import Callable
 import torch
 
 from .. import device as dev
-from ..sleep import window_plan, scored_windows
+from ..sleep import scored_windows, window_plan
 
 
 class GraphedStep:
