@@ -1,4 +1,5 @@
-"""Resuming checks everything a run depends on, and survives a run killed mid-write."""
+"""Resuming checks everything a run depends on and survives a run killed mid-write; where a copy
+without git gets its commit from."""
 import json
 
 import pytest
@@ -67,3 +68,14 @@ def test_a_copy_without_git_takes_the_commit_from_the_environment(monkeypatch):
         assert code_version()["commit"] == "6404e76" and code_version()["dirty"] is None
     finally:
         code_version.cache_clear()
+
+
+def test_the_manifest_fills_a_missing_commit_only_when_given_one(finished, tmp_path):
+    from sleeplab.repro import cells
+    header, tensors = read(finished / CHECKPOINT)
+    header["manifest"]["code"] = {**header["manifest"]["code"], "commit": None, "dirty": None}
+    write(tmp_path / "run.sleeplab", "checkpoint", header["manifest"], tensors)  # as a device machine writes it
+    with pytest.raises(ValueError, match=r"run.sleeplab records no code commit; give the commit it trained at"):
+        cells.manifest(str(tmp_path), eval_size=16)
+    entry, = json.loads(cells.manifest(str(tmp_path), eval_size=16, commit="6404e76").read_text())
+    assert entry["code"]["commit"] == "6404e76" and entry["code"]["commit_from"] == "manifest"
