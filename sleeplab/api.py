@@ -27,11 +27,12 @@ def load(path, device: str | torch.device | None = "cpu") -> SleepLM:
     ``model.task_config`` (the task's Config) and ``model.manifest`` (step, tokens, metrics, code version).
     ``device=None`` picks CUDA when present.
     """
+    device = pick_device(device)  # a bad device is refused before the file is read
     ckpt = load_checkpoint(path)
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep the caller's RNG as is
         model = SleepLM(ckpt.model_config)
     model.load_state_dict(ckpt.model_state)
-    model.to(pick_device(device)).eval()
+    model.to(device).eval()
     model.train_config, model.task = ckpt.train_config, ckpt.manifest["task"]
     model.task_config, model.manifest = ckpt.task_config, ckpt.manifest
     return model

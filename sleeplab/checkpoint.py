@@ -39,7 +39,10 @@ EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict:
-    """sleeplab's version, plus the git commit (and whether the tree had changes) when available."""
+    """sleeplab's version, plus the git commit (and whether the tree had changes) when available.
+
+    A copy of the code without its git directory (a device machine gets only the working tree) cannot
+    find its commit; ``$SLEEPLAB_COMMIT`` then names it (``dirty`` stays None: unknown)."""
     import sleeplab  # at call time: sleeplab/__init__ imports this module before defining __version__
     here = Path(__file__).resolve().parent
     try:
@@ -48,7 +51,7 @@ def code_version() -> dict:
         dirty = bool(subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", str(here)],
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
+        commit, dirty = os.environ.get("SLEEPLAB_COMMIT") or None, None
     return {"version": sleeplab.__version__, "commit": commit, "dirty": dirty}
 
 
@@ -67,11 +70,16 @@ def write(path, kind: str, manifest: dict, tensors: dict, format: int = FORMAT) 
     header = {"format": format, "kind": kind, "sha256": _digest(manifest, payload),
               "payload_bytes": len(payload), "manifest": manifest}
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give the path of the file to write, e.g. {path / 'model.sleeplab'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + json.dumps(header).encode() + b"\n" + payload)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + json.dumps(header).encode() + b"\n" + payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left behind
     return path
 
 

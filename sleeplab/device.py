@@ -15,7 +15,10 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     """``prefer`` wins when given ("cpu", "cuda", "cuda:1"); else $SLEEPLAB_DEVICE; else CUDA if present."""
     choice = prefer if prefer is not None else os.environ.get("SLEEPLAB_DEVICE")
     if choice is not None:
-        dev = torch.device(choice)
+        try:
+            dev = torch.device(choice)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device {str(choice)!r} is not known; allowed: 'cpu', 'cuda', 'cuda:N'") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {str(choice)!r} was asked for but CUDA is not available; use 'cpu'")
         if dev.type not in ("cpu", "cuda"):

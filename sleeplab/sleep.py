@@ -9,6 +9,13 @@
             h, S <- Blocks(h, S);  loss on Head(h)    a single ordinary pass
         drop h and the KV cache                       only S crosses the window boundary
 
+The one rule for a window's role, followed by ``sleep_forward``, ``parallel_forward`` (N = 1) and the
+streaming runner alike: a window is EITHER slept on (N passes, no head) OR predicted on (one pass with
+the head), never both. A window is a prediction window when it holds a scored position (every example
+of a batch must agree, see :func:`window_plan`); without a loss mask the last window predicts. After a
+prediction window that is followed by more tokens, its KV (from its one pass) is evicted by the same
+rule as after a sleep and S goes on as that one pass left it: no extra sleep passes are run over it.
+
 With sliding eviction the cache keeps the newest L-1 keys/values (those of the last pass) instead of
 being cleared; with ``eviction="none"`` it keeps everything (the no-eviction upper bound).
 
@@ -39,17 +46,54 @@ class Window:
 def window_plan(loss_mask: torch.Tensor | None, seq_len: int, window: int) -> tuple[Window, ...]:
     """Cut [0, seq_len) into windows of ``window`` tokens and give each its role.
 
-    A window is a prediction window when any example of the batch scores a position in it (all
-    sleeplab tasks share one layout across a batch). Without a loss mask (plain inference over a
-    sequence) the last window predicts and every earlier one sleeps.
+    A window is a prediction window when the examples of the batch score a position in it. The role
+    is per window and per batch, so every example must agree: a window some examples score and others
+    do not is refused (ValueError naming it). Without a loss mask (plain inference over a sequence)
+    the last window predicts and every earlier one sleeps.
     """
     starts = range(0, seq_len, window)
     if loss_mask is None:
         scored = [s + window >= seq_len for s in starts]
     else:
-        per_pos = loss_mask.detach().any(0).cpu()  # one host sync, once per batch layout
-        scored = [bool(per_pos[s:s + window].any()) for s in starts]
+        if loss_mask.dim() != 2 or loss_mask.shape[1] != seq_len:
+            raise ValueError(f"loss_mask must be [batch, {seq_len}], got {tuple(loss_mask.shape)}")
+        B = loss_mask.shape[0]
+        per_example = scored_windows(loss_mask, window).cpu()  # one host sync, once per batch layout
+        scored = per_example.any(0).tolist()
+        mixed = [i for i, (a, b) in enumerate(zip(per_example.all(0).tolist(), scored)) if b and not a]
+        if mixed:
+            i = mixed[0]
+            raise ValueError(
+                f"window {i} (positions {starts[i]}-{min(starts[i] + window, seq_len) - 1}) is scored by "
+                f"{int(per_example[:, i].sum())} of {B} examples; a window's role (sleep or predict) is one "
+                "per batch, so all examples must score a window or none")
     return tuple(Window(s, min(s + window, seq_len), p) for s, p in zip(starts, scored))
+
+
+def scored_windows(loss_mask: torch.Tensor, window: int) -> torch.Tensor:
+    """[B, T] loss mask -> [B, windows] bool: does example b score a position in window w. On the
+    mask's device, with no host sync."""
+    B, T = loss_mask.shape
+    n = -(-T // window)
+    padded = torch.nn.functional.pad(loss_mask.detach().bool(), (0, n * window - T))
+    return padded.view(B, n, window).any(2)
+
+
+def check_tokens(config, tokens) -> None:
+    """Refuse what would crash deep inside torch: tokens must be an integer [B, T] tensor of ids in
+    [0, vocab_size). The range check reads the values, a host sync, so it is skipped for CUDA tensors
+    under autograd (training batches come from the task generators); inference always checks."""
+    if not torch.is_tensor(tokens) or tokens.dtype.is_floating_point or tokens.dtype.is_complex \
+            or tokens.dtype == torch.bool:
+        what = tokens.dtype if torch.is_tensor(tokens) else type(tokens).__name__
+        raise ValueError(f"tokens must be an integer tensor of token ids, got {what}")
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must be [batch, seq_len], got shape {tuple(tokens.shape)}")
+    if tokens.numel() and (tokens.device.type == "cpu" or not torch.is_grad_enabled()):
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"token id {bad} is outside the vocabulary: allowed 0..{config.vocab_size - 1}")
 
 
 def attention_mask(config, q_len: int, past_len: int, device) -> torch.Tensor:
@@ -187,7 +231,11 @@ def sleep_forward(model, tokens, loss_mask=None, n_sleep=None, generator=None, p
     is run there). ``plan`` skips the host sync of :func:`window_plan` when the layout is known.
     """
     config = model.config
+    check_tokens(config, tokens)
     B, T = tokens.shape
+    if loss_mask is not None and loss_mask.shape != tokens.shape:
+        raise ValueError(f"loss_mask must have the shape of tokens {tuple(tokens.shape)}, "
+                         f"got {tuple(loss_mask.shape)}")
     N = resolve_n_sleep(config, model.training, n_sleep, generator)
     plan = plan or window_plan(loss_mask, T, config.window)
     states, cache, pieces = model.empty_state(B), None, []
@@ -215,6 +263,7 @@ def parallel_forward(model, tokens):
     mask, fast weights carried straight through. Equal to ``sleep_forward`` with N = 1 at every
     prediction position, and much faster, since windows need not run one after another."""
     config = model.config
+    check_tokens(config, tokens)
     B, T = tokens.shape
     if config.eviction == "hard":
         mask = block_causal_mask(T, config.window, tokens.device)

@@ -144,9 +144,16 @@ def test_config_from_other_code_is_refused_naming_the_field(saved, tmp_path, sec
 def test_manifest_records_code_version_step_and_configs(saved):
     manifest = read_manifest(saved)
     assert manifest["code"]["version"] == sleeplab.__version__
-    assert manifest["code"]["commit"] is None or len(manifest["code"]["commit"]) == 40
     assert manifest["step"] == 6 and manifest["tokens"] == 6 * 8 * 18 and manifest["data_device"] == "cpu"
     assert manifest["task"] == "rule110" and manifest["task_config"]["t"] == 1
+
+
+def test_checkpoints_record_the_commit_inside_a_git_checkout(saved):
+    here = os.path.dirname(os.path.abspath(__file__))
+    head = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout: the commit comes from $SLEEPLAB_COMMIT (test_resume.py)")
+    assert read_manifest(saved)["code"]["commit"] == head.stdout.strip()
 
 
 def test_exports_load_like_the_checkpoint(saved, tmp_path):

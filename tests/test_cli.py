@@ -46,7 +46,7 @@ def test_every_command_has_help(argv, expected, capsys):
     (["eval", "x.sleeplab", "--split", "test"], "choose from 'eval', 'train'"),
     (["export", "a", "b", "--dtype", "fp8"], "choose from 'bf16', 'fp32'"),
     (["eval", "missing.sleeplab"], "sleeplab eval: error: no checkpoint at missing.sleeplab"),
-    (["train", "--config", "missing.json"], "sleeplab train: error: [Errno 2] No such file"),
+    (["train", "--config", "missing.json"], "sleeplab train: error: --config 'missing.json' is not a file"),
 ])
 def test_bad_flags_are_argparse_errors_naming_what_is_allowed(argv, message, capsys):
     assert message in fails(argv, capsys)

@@ -101,8 +101,12 @@ def test_ddp_run_follows_the_single_process_run(runs):
     assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(0, 301, 50))
     assert one[0]["exact"] == two[0]["exact"]  # same initial weights, same held-out set
     first = [(a["loss"], b["loss"]) for a, b in zip(one[1:], two[1:])]
-    assert abs(first[0][0] - first[0][1]) < 1e-4 * first[0][0], "same batches, same loss up to rounding"
-    assert all(abs(a - b) < 0.05 * a for a, b in first)
+    gaps = [abs(a - b) / a for a, b in first]
+    print("relative loss gaps, DDP against one process, per record:", [f"{g:.1e}" for g in gaps])
+    # The same batches and weights, float32 sums in another order: the first 50 steps agree to rounding
+    # (measured 7.5e-7); training amplifies the difference step after step (measured 3.8e-5, 2.6e-4,
+    # then 2.5e-3 to 4.7e-3 over steps 150-300), so later records get a bound of 1e-2, not 5 %.
+    assert gaps[0] < 1e-5 and all(g < 1e-2 for g in gaps), gaps
 
 
 def test_sigterm_stops_a_ddp_run_at_a_finished_step_with_a_checkpoint(runs):

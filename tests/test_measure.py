@@ -1,4 +1,6 @@
 """Measurement helpers: the quantities notebooks 01 and 03 plot and assert on."""
+import time
+
 import pytest
 import torch
 
@@ -14,10 +16,19 @@ def test_loglog_slope_recovers_exponents():
         measure.loglog_slope([2, 2], [1, 4])
 
 
-def test_time_call_is_positive_and_runs_enough():
-    calls = []
-    t = measure.time_call(lambda: calls.append(1), torch.device("cpu"), repeats=3, warmup=2, min_total_s=0)
-    assert t >= 0 and len(calls) == 5
+def test_time_call_returns_the_fastest_timed_run_after_the_warmup(monkeypatch):
+    """On a fake clock each call takes a known time: the warm-up is not timed, the minimum is kept."""
+    clock, durations = [0.0], iter([100.0, 100.0, 5.0, 3.0, 4.0])
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
+
+    def call():
+        clock[0] += next(durations)
+    assert measure.time_call(call, torch.device("cpu"), repeats=3, warmup=2, min_total_s=0) == 3.0
+
+
+def test_time_call_never_reports_less_than_the_call_takes():
+    assert measure.time_call(lambda: time.sleep(0.02), torch.device("cpu"), repeats=2, warmup=0,
+                             min_total_s=0) >= 0.02
 
 
 def test_single_thread_restores_thread_count():

@@ -142,7 +142,14 @@ def test_decay_corners_are_finite_and_match(rule, g_fill, dtype, tol):
     # exp of the masked upper triangle must not leak inf * 0 = nan into the backward
     grads = torch.autograd.grad(o1.square().sum() + s1.square().sum(), [x for x in inputs if x is not None],
                                 allow_unused=True)
-    assert all(gr is None or torch.isfinite(gr).all() for gr in grads)
+    for name, gr in zip("q k v g beta initial_state".split(), grads):
+        if rule == "delta" and name == "g":
+            assert gr is None  # the ungated rule ignores g
+            continue
+        # every input the rule reads gets a finite gradient; it may vanish only where strong decay
+        # makes it exp(-30)-small (g and S0: in float32 that rounds to 0)
+        assert gr is not None and torch.isfinite(gr).all(), name
+        assert gr.abs().max() > 0 or (g_fill < 0 and name in ("g", "initial_state")), name
 
 
 @pytest.mark.parametrize("rule", list(RULES))

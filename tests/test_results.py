@@ -112,7 +112,7 @@ def test_load_model_carries_its_provenance(no_env):
 
 def test_standard_error():
     assert results.standard_error(0.5, 100) == pytest.approx(0.05)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
         results.standard_error(0.5, 0)
 
 
@@ -127,3 +127,37 @@ def test_paper_numbers_are_consistent():
             assert str(by_n[lo]) in fig4["quote"] and str(by_n[hi]) in fig4["quote"]
         for ops, printed in m["unmapped"].items():
             assert len(printed) == len(m["n_sleep"]) and list(printed) == sorted(printed, reverse=True)
+
+
+def _manifest_sample():
+    """The shipped checkpoints to re-check: the lowest and the highest N of MANIFEST.json."""
+    path = results.data_dir() / "checkpoints" / "MANIFEST.json"
+    entries = sorted(json.loads(path.read_text()), key=lambda e: e["n_sleep"])
+    return [entries[0], entries[-1]] if len(entries) > 1 else entries
+
+
+@pytest.mark.parametrize("entry", _manifest_sample(), ids=lambda e: e["file"])
+def test_shipped_checkpoint_scores_what_the_manifest_states(entry, no_env):
+    """256 examples of the fixed held-out set, at the checkpoint's own N, within 4 standard errors
+    of the manifest's stated accuracy (measured on many more), and the file is the one it hashed."""
+    import hashlib
+
+    import sleeplab
+    from sleeplab.device import single_thread
+    from sleeplab.tasks import held_out
+    path = results.data_dir() / "checkpoints" / entry["file"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    model = sleeplab.load(path)
+    n = 256
+    with single_thread():
+        got = sleeplab.evaluate(model, held_out(model.task, model.task_config, n), n_sleep=entry["n_sleep"])
+    stated = entry["heldout"]["exact"]
+    allowed = 4 * max(results.standard_error(stated, n), 1 / n)  # 1/n: one example, for p near 0 or 1
+    assert abs(got["exact"] - stated) <= allowed, (got["exact"], stated)
+
+
+def test_every_shipped_checkpoint_is_in_the_manifest_with_its_commit(no_env):
+    folder = results.data_dir() / "checkpoints"
+    entries = json.loads((folder / "MANIFEST.json").read_text())
+    assert sorted(e["file"] for e in entries) == sorted(p.name for p in folder.glob("*.sleeplab"))
+    assert all(e["code"]["commit"] for e in entries), [e["file"] for e in entries if not e["code"]["commit"]]

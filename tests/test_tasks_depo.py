@@ -179,5 +179,5 @@ def test_baselines():
                                 dict(word_len=(0, 2)), dict(n_queries=10), dict(n_dist="zipf"),
                                 dict(preset="huge"), dict(min_context_windows=0), dict(edge_sep="yes")])
 def test_bad_dials(kw):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="|".join(kw) + "|largest hop count k="):  # the message names the dial
         depo.DepoConfig(**{"preset": "tiny", **kw})

@@ -212,5 +212,5 @@ def test_exact_match_per_op():
                                 dict(problem_windows=0), dict(window=8, question_position="end"),
                                 dict(rendering="words", window=512, problem_windows=8)])
 def test_bad_dials(kw):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="|".join(kw)):  # the message names the dial
         gsm.GSMConfig(**kw)

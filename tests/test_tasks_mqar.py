@@ -66,5 +66,5 @@ def test_values_uniform():
 @pytest.mark.parametrize("kw", [dict(n_pairs=0), dict(n_queries=40), dict(vocab_size=64), dict(vocab_size=2),
                                 dict(window=8), dict(window=-1)])
 def test_bad_dials(kw):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="|".join(kw)):  # the message names the dial
         mqar.MQARConfig(**kw)

@@ -160,7 +160,7 @@ def test_exact_match_per_state():
 @pytest.mark.parametrize("kw", [dict(t=-1), dict(t=1.5), dict(width=2), dict(width=63), dict(n_states=0),
                                 dict(boundary="open"), dict(window=23), dict(width=4, n_states=5, window=4)])
 def test_bad_dials(kw):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="|".join(kw)):  # the message names the dial
         rule110.Rule110Config(**kw)
 
 

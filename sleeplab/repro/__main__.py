@@ -30,6 +30,7 @@ def main(argv=None):
     f.add_argument("--out", default="docs/figures")
     m = sub.add_parser("manifest", help="checksums and a fresh CPU re-evaluation of data/checkpoints")
     m.add_argument("--dir", default="data/checkpoints")
+    m.add_argument("--commit", default=None, help="the code commit of checkpoints that record none")
     m.add_argument("--eval-size", type=int, default=None,
                    help="examples per measurement (default: enough for a 0.4-point standard error)")
     t = sub.add_parser("tables", help="print the reproduction's tables from data/results")
@@ -45,7 +46,7 @@ def main(argv=None):
     elif args.cmd == "tables":
         cells.tables(args.curves)
     elif args.cmd == "manifest":
-        print("wrote", cells.manifest(args.dir, args.eval_size))
+        print("wrote", cells.manifest(args.dir, args.eval_size, commit=args.commit))
     elif args.cmd == "collect":
         cells.collect(args.runs_dir, args.out, args.card, args.commit)
     else:

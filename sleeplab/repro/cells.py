@@ -150,7 +150,7 @@ def manifest_eval_size(accuracy: float, floor: int = 8192, max_se_points: float 
 
 
 def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, fresh_seed: int = 20261126,
-             card: str = "NVIDIA H200") -> Path:
+             card: str = "NVIDIA H200", commit: str | None = None) -> Path:
     """Write ``MANIFEST.json`` beside the shipped checkpoints: where each came from, its checksum, and
     its held-out exact accuracy at its own N, measured twice on the CPU by ``sleeplab.evaluate``, as
     the command a user runs (``sleeplab eval``, recorded beside each measurement) measures it:
@@ -162,7 +162,11 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
 
     The sample size is ``eval_size`` or, by default, :func:`manifest_eval_size` of the accuracy the run
     reached in training. An entry of the existing manifest with the same checksum and sample size is
-    kept as it is (CPU evaluation at N = 4 takes minutes)."""
+    kept as it is (CPU evaluation at N = 4 takes minutes).
+
+    Each entry's ``code`` is the checkpoint's own record. A checkpoint trained where git could not
+    be asked (a device machine gets the working tree only) records ``commit: null``; ``commit`` then
+    fills it, marked ``"commit_from": "manifest"``, and without it such a checkpoint is refused."""
     import hashlib
     import os
     import platform
@@ -184,12 +188,20 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
     out = Path(ckpt_dir) / "MANIFEST.json"
     old = {e["sha256"]: e for e in json.loads(out.read_text())} if out.exists() else {}
     entries = []
+    def code_of(path: Path, code: dict) -> dict:
+        if code.get("commit"):
+            return code
+        if commit is None:
+            raise ValueError(f"{path} records no code commit; give the commit it trained at (--commit)")
+        return {**code, "commit": commit, "commit_from": "manifest"}
+
     for path in sorted(Path(ckpt_dir).glob("*.sleeplab")):
         info = read_manifest(path)
+        info["code"] = code_of(path, info["code"])
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         size = eval_size or manifest_eval_size(info["metrics"]["exact"])
         if sha in old and old[sha]["heldout"]["examples"] == size:
-            entries.append(old[sha])
+            entries.append({**old[sha], "code": code_of(path, old[sha]["code"])})
             print(path.name, "unchanged", flush=True)
             continue
         heldout, fresh = cli_eval(path, size), cli_eval(path, size, fresh_seed)

@@ -82,16 +82,12 @@ def score(pred: torch.Tensor, batch: Batch) -> dict[str, float]:
 def window_roles(loss_mask: torch.Tensor, window: int) -> list[str]:
     """Role of each window of ``window`` tokens from position 0: "consolidate" (no loss) or "predict".
 
-    Raises if examples of the batch disagree, since the sleep loop decides roles once per batch.
+    Raises if examples of the batch disagree, since the sleep loop decides roles once per batch: the
+    rule is ``sleeplab.sleep.window_plan``'s, shown here in words.
     """
+    from ..sleep import window_plan  # at call time: the task generators import nothing of the model
     check_positive("window", window)
-    roles = []
-    for start in range(0, loss_mask.shape[1], window):
-        has = loss_mask[:, start:start + window].any(dim=1)
-        if bool(has.any()) != bool(has.all()):
-            raise ValueError(f"window at position {start} has loss in some examples but not others")
-        roles.append("predict" if bool(has.any()) else "consolidate")
-    return roles
+    return ["predict" if w.predict else "consolidate" for w in window_plan(loss_mask, loss_mask.shape[1], window)]
 
 
 def render_tokens(batch: Batch, i: int, vocab: list[str], window: int, joiner: str = " ",

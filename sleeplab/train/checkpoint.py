@@ -6,6 +6,8 @@ Lightning, so readers of run directories (``sleeplab.repro``) stay light.
 """
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -39,3 +41,19 @@ def save_checkpoint(path, train_config: TrainConfig, model, optimizers, task_con
     tensors = {"model": model.state_dict(), "optimizers": [opt.state_dict() for opt in optimizers]}
     return write(path, "checkpoint", manifest, tensors)
 
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl. A torn last line (a run killed mid-write) is dropped with a
+    warning, since resuming re-makes it; a damaged line before it is refused (ValueError)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number < len(lines):
+                raise ValueError(f"{path} line {number} is not valid JSON ({err}); only a torn last line "
+                                 "can be repaired") from None
+            warnings.warn(f"{path}: dropped its torn last line {number} ({line[:40]!r}...), left by a run "
+                          "stopped mid-write; that record is lost, training resumes from the checkpoint")
+    return records

@@ -140,13 +140,27 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
     return parser
 
 
+def read_config(path: Path) -> dict:
+    """A --config file: a JSON object of TrainConfig fields, refused by name otherwise."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {str(path)!r} is not a file")
+    try:
+        base = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--config {str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(base, dict):
+        raise ValueError(f"--config {str(path)!r} holds a JSON {type(base).__name__}; it must be an "
+                         "object of TrainConfig fields, like a run's config.json")
+    return base
+
+
 def config_from_args(args) -> TrainConfig:
     """TrainConfig defaults, then --recipe or --config, then the flags given."""
     base = TrainConfig().to_dict()
     if args.recipe:
         base = RECIPES[args.recipe].to_dict()
     if args.config:
-        base = json.loads(args.config.read_text())
+        base = read_config(args.config)
     given = {k: v for k, v in vars(args).items() if v is not None}
     if "task" in given and given["task"] != base["task"]:
         base["task_args"] = {}  # another task's dials would not fit
@@ -170,7 +184,9 @@ def run_eval(args) -> dict:
     from ..api import evaluate, load
     from ..tasks import EVAL_SEED, held_out
     model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
-    size = args.eval_size or model.train_config["eval_size"]
+    size = model.train_config["eval_size"] if args.eval_size is None else args.eval_size
+    if size < 1:
+        raise ValueError(f"--eval-size must be at least 1, got {size}")
     batch = held_out(model.task, model.task_config, size, args.split,
                      EVAL_SEED if args.eval_seed is None else args.eval_seed)
     results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config["batch_size"])

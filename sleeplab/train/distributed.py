@@ -64,6 +64,10 @@ def resolve_devices(devices: int | str, device: torch.device, batch_size: int) -
     if batch_size % count:
         raise ValueError(f"batch_size {batch_size} does not split evenly over devices={count}; "
                          "use a batch size divisible by the device count")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cpu" and count > cores:
+        raise ValueError(f"devices={count} CPU processes asked for, but this machine gives {cores} cores; "
+                         f"allowed: 1 to {cores}")
     return count
 
 

@@ -16,7 +16,10 @@ What a graph needs, and how the step provides it:
 * static shapes and addresses: every batch is copied into the same input buffers, and gradients are
   allocated once and zeroed inside the graph (never set to None);
 * no host synchronisation: the window plan is computed once on the CPU, N is a Python int (one graph
-  per N, so variable-N training replays the graph of the N drawn for that batch);
+  per N, so variable-N training replays the graph of the N drawn for that batch). Every later batch
+  must have that plan's layout; checking it at once would cost a host sync a step, so each load
+  compares the batch's window roles with the plan on the device and folds any difference into a
+  flag, which :meth:`GraphedStep.check` reads at the next record, where the loop syncs anyway;
 * constant hyper-parameters: the learning rate is baked in at capture, so steps inside the warm-up
   (where it changes) run eagerly; AdamW must be built with ``capturable=True``;
 * autocast keeps its weight-cast cache: the context opens and closes inside the captured step, so
@@ -32,7 +35,7 @@ from typing import Callable
 import torch
 
 from .. import device as dev
-from ..sleep import window_plan
+from ..sleep import scored_windows, window_plan
 
 
 class GraphedStep:
@@ -49,6 +52,8 @@ class GraphedStep:
         self.autocast = precision == "bf16"
         self.static = None        # the input buffers every replay reads
         self.plan = None
+        self.roles = None         # [windows] bool on the device: the plan's prediction windows
+        self.layout_changed = None  # device flag: some batch since the start broke the plan
         self.graphs = {}          # n_sleep -> (graph, loss buffer)
         self.calls = {}           # n_sleep -> eager warm-up calls so far
         if compile_blocks:
@@ -88,6 +93,8 @@ class GraphedStep:
             self.static.targets = self.static.targets.clone()
             self.static.loss_mask = self.static.loss_mask.clone()
             self.plan = window_plan(batch.loss_mask, batch.seq_len, self.model.config.window)
+            self.roles = torch.tensor([w.predict for w in self.plan], device=self.device)
+            self.layout_changed = torch.zeros((), dtype=torch.bool, device=self.device)
             return
         if batch.tokens.shape != self.static.tokens.shape:
             raise ValueError(f"GraphedStep was built for batches of shape {tuple(self.static.tokens.shape)}, "
@@ -95,6 +102,16 @@ class GraphedStep:
         self.static.tokens.copy_(batch.tokens, non_blocking=True)
         self.static.targets.copy_(batch.targets, non_blocking=True)
         self.static.loss_mask.copy_(batch.loss_mask, non_blocking=True)
+        roles = scored_windows(self.static.loss_mask, self.model.config.window)
+        self.layout_changed |= (roles != self.roles).any()
+
+    def check(self) -> None:
+        """Refuse, at a point that syncs anyway, if a batch since the start had another window layout
+        than the one the graphs were captured for (ValueError)."""
+        if self.layout_changed is not None and bool(self.layout_changed):
+            plan = [w.start for w in self.plan if w.predict]
+            raise ValueError(f"a training batch's scored windows differ from the first batch's (prediction "
+                             f"windows starting at {plan}); the fast step needs one layout for every batch")
 
     def __call__(self, batch, n_sleep: int, step: int) -> torch.Tensor:
         self._load(batch)

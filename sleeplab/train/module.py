@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +42,7 @@ from ..model import SleepLM
 from ..seeds import derive_seed
 from ..sleep import draw_n_sleep
 from ..tasks import held_out
-from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_run, save_checkpoint
+from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_run, read_metrics, save_checkpoint
 from .config import TrainConfig, train_batch
 from .distributed import EAGER_CALLS, ShardLoss, is_first_process, resolve_devices, trainer_args
 from .loss import model_loss
@@ -97,6 +98,8 @@ class SleepModule(L.LightningModule):
         self.saved = 0    # step of the last checkpoint written
         self.step_fn = None  # built in configure_optimizers, once the model is on its device
         self.out = Path(cfg.out) if cfg.out else None
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"out {str(self.out)!r} is an existing file; a run needs a directory there")
         if self.out is not None and (self.out / CHECKPOINT).exists():
             if not resume:
                 raise ValueError(f"{self.out} already holds a run: resume it (resume=True, --resume) "
@@ -110,6 +113,15 @@ class SleepModule(L.LightningModule):
         if changed:
             raise ValueError(f"cannot resume {path}: {changed} differ from the checkpoint's "
                              f"({ {k: saved[k] for k in changed} }); only {sorted(RESUMABLE)} may change")
+        # a valid checksum says the file is intact, not that this code builds the same model or task
+        for what, saved_config, derived in (("model_config", ckpt.model_config.to_dict(), self.cfg.model_config().to_dict()),
+                                           ("task_config", asdict(ckpt.task_config), asdict(self.task_config))):
+            saved_config, derived = (json.loads(json.dumps(c)) for c in (saved_config, derived))
+            fields_changed = sorted(k for k in set(saved_config) | set(derived) if saved_config.get(k) != derived.get(k))
+            if fields_changed:
+                raise ValueError(f"cannot resume {path}: its {what} differs from what this code derives in "
+                                 f"{fields_changed} (saved { {k: saved_config.get(k) for k in fields_changed} }, "
+                                 f"now { {k: derived.get(k) for k in fields_changed} })")
         if ckpt.manifest["data_device"] != self.run_device.type:
             raise ValueError(f"cannot resume {path} on {self.run_device.type}: its batches were drawn by a "
                              f"{ckpt.manifest['data_device']} generator, so the data stream would change")
@@ -122,8 +134,7 @@ class SleepModule(L.LightningModule):
         total, self.loss_count = ckpt.manifest.get("loss_since_record", [0.0, 0])
         self.loss_sum = torch.tensor(total) if self.loss_count else None
         self.optimizer_states = ckpt.optimizer_states
-        lines = (self.out / METRICS).read_text().splitlines() if (self.out / METRICS).exists() else []
-        self.metrics = [r for r in map(json.loads, lines) if r["step"] <= self.start]  # drop the lost tail
+        self.metrics = [r for r in read_metrics(self.out / METRICS) if r["step"] <= self.start]  # drop the lost tail
 
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -194,6 +205,11 @@ class SleepModule(L.LightningModule):
         loss = None
         if self.loss_count:
             loss = self.trainer.strategy.reduce(self.loss_sum / self.loss_count, reduce_op="mean").item()
+            # checked here, where the loop syncs anyway, not every step: a NaN never recovers
+            if not math.isfinite(loss):
+                raise ValueError(f"the training loss is {loss} over steps {step - self.loss_count}-{step - 1}: "
+                                 "training diverged; lower --muon-lr / --adam-lr or set --grad-clip")
+        self.step_fn.check()
         self.loss_sum, self.loss_count = None, 0
         if not self.trainer.is_global_zero:
             return None
@@ -206,7 +222,7 @@ class SleepModule(L.LightningModule):
         self.metrics.append(rec)
         if self.out is not None:
             with open(self.out / METRICS, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+                f.write(json.dumps(rec, allow_nan=False) + "\n")
         if self.on_eval is not None:
             self.on_eval(rec)
         return rec
@@ -228,7 +244,7 @@ class SleepModule(L.LightningModule):
         """config.json, and metrics.jsonl as of the restored step (records past it are re-made)."""
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
-        (self.out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in self.metrics))
+        (self.out / METRICS).write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in self.metrics))
         (self.out / DONE).unlink(missing_ok=True)  # a longer budget re-opens a finished run
 
 

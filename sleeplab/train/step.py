@@ -46,6 +46,9 @@ class EagerStep:
     def release(self) -> None:
         """Nothing to free (the graph step frees its CUDA graphs)."""
 
+    def check(self) -> None:
+        """Nothing to check: every eager batch plans its own windows (``sleep.window_plan``)."""
+
 
 class ScheduledStep:
     """Sets the scheduled learning rate, then runs a step object that does not schedule by itself."""
@@ -59,6 +62,9 @@ class ScheduledStep:
 
     def release(self) -> None:
         self.inner.release()
+
+    def check(self) -> None:
+        self.inner.check()
 
 
 def make_step(model, optimizers, schedule: WarmupConstant, grad_clip: float | None = 1.0,

@@ -46,11 +46,21 @@ def read_grid(path) -> dict:
     path = Path(path)
     if tomllib is None:
         raise RuntimeError("reading TOML needs Python >= 3.11 (tomllib)")
-    with open(path, "rb") as f:
-        grid = tomllib.load(f)
+    if not path.is_file():
+        raise FileNotFoundError(f"grid {str(path)!r} is not a file; give a .toml grid")
+    try:
+        with open(path, "rb") as f:
+            grid = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid TOML: {err}") from None
     unknown = sorted(set(grid) - {"out", "parallel", "base", "grid"})
     if unknown:
         raise ValueError(f"{path}: unknown top-level keys {unknown}; allowed: out, parallel, base, grid")
+    for key in ("base", "grid"):
+        if not isinstance(grid.get(key, {}), dict):
+            raise ValueError(f"{path}: {key} must be a table ([{key}] of fields), got {grid[key]!r}")
+    if not isinstance(grid.get("out", ""), str):
+        raise ValueError(f"{path}: out must be a directory name (a string), got {grid['out']!r}")
     return grid
 
 
@@ -74,6 +84,11 @@ def expand(grid: dict, root: Path) -> list[tuple[str, TrainConfig]]:
         name = "_".join(parts) or "run"
         cfg["out"] = str(root / name)
         runs.append((name, TrainConfig.from_dict(cfg)))
+    names = [name for name, _ in runs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # e.g. values that differ only in spacing, which names drop: the runs would share a directory
+        raise ValueError(f"grid entries give runs of one name {twice}, which would share a run directory; "
+                         "make the values differ by more than spacing, or drop the repeated ones")
     return runs
 
 
@@ -125,8 +140,8 @@ def run_sweep(path, parallel: int | None = None, dry_run: bool = False, devices:
     if not isinstance(gpus, int) or not 0 <= gpus <= len(shown):
         raise ValueError(f"devices={gpus!r}: this machine shows {len(shown)} GPUs; "
                          f"allowed: 0 (CPU or one shared default GPU) to {len(shown)}")
-    parallel = parallel or grid.get("parallel", max(gpus, 1))
-    if not isinstance(parallel, int) or parallel < 1:
+    parallel = parallel if parallel is not None else grid.get("parallel", max(gpus, 1))
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
     several = [name for name, cfg in runs if cfg.devices != 1]
     if several:
