@@ -14,7 +14,7 @@ import torch
 from .device import pick_device
 from .model import SleepLM
 from .checkpoint import load_checkpoint
-from .sleep import resolve_n_sleep, sleep_forward, window_plan
+from .sleep import resolve_n_sleep, rms, sleep_forward, window_plan
 from .tasks import get_task
 from .tasks.base import Batch, score
 
@@ -78,11 +78,11 @@ def pass_statistics(model: SleepLM, batch: Batch, n_sleep: int | None = None, ex
     the features h a pass leaves (``h_rms``) and the mean cosine between different tokens' h
     (``token_cos``). Growth of the first and a rise of the second pass after pass are the signs of a
     residual stream that drowns what each pass writes."""
-    n = model.config.n_sleep if n_sleep is None else n_sleep
-    rms, cos, windows = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    n = resolve_n_sleep(model.config, False, n_sleep)
+    size, cos, windows = torch.zeros(n), torch.zeros(n), torch.zeros(n)
 
     def on_pass(window, p, states, h):
-        rms[p] += h.float().square().mean(-1).sqrt().mean().item()
+        size[p] += rms(h.float()).mean().item()
         cos[p] += token_cosine(h).mean().item()
         windows[p] += 1
 
@@ -93,4 +93,4 @@ def pass_statistics(model: SleepLM, batch: Batch, n_sleep: int | None = None, ex
                       n_sleep=n, on_pass=on_pass)
     model.train(was_training)
     windows.clamp_(min=1)  # a sequence with no sleeping window has nothing to average
-    return {"h_rms": (rms / windows).tolist(), "token_cos": (cos / windows).tolist()}
+    return {"h_rms": (size / windows).tolist(), "token_cos": (cos / windows).tolist()}

@@ -25,30 +25,35 @@ def test_release_copies_every_assignment_and_no_solution_code(tmp_path):
     assert text.count("# YOUR CODE HERE") >= 4
 
 
-def test_a_solved_assignment_is_refused_and_nothing_is_written(tmp_path):
+def _copy_with_cell_edited(tmp_path, name: str, marker: str, edit):
+    """A copy of the assignments folder in which ``edit(cell)`` changed the first cell of ``name``
+    whose source holds ``marker``."""
     source = tmp_path / "assignments"
     shutil.copytree(ASSIGNMENTS, source)
-    path = source / "03_sliding_eviction.ipynb"
+    path = source / name
     notebook = nbformat.read(path, as_version=4)
-    stub = next(c for c in notebook.cells if "# YOUR CODE HERE" in c.source)
-    stub.source = (source / "solutions" / "sliding_eviction.py").read_text()
+    edit(next(c for c in notebook.cells if marker in c.source))
     nbformat.write(notebook, path)
+    return source
+
+
+def test_a_solved_assignment_is_refused_and_nothing_is_written(tmp_path):
+    solution = (ASSIGNMENTS / "solutions" / "sliding_eviction.py").read_text()
+    source = _copy_with_cell_edited(tmp_path, "03_sliding_eviction.ipynb", "# YOUR CODE HERE",
+                                    lambda cell: setattr(cell, "source", solution))
     with pytest.raises(ValueError, match=r"03_sliding_eviction.ipynb contains reference-solution code"):
         release.release(tmp_path / "out", source)
     assert not (tmp_path / "out").exists()
 
 
 def test_outputs_are_cleared_in_student_copies(tmp_path):
-    source = tmp_path / "assignments"
-    shutil.copytree(ASSIGNMENTS, source)
-    path = source / "01_gated_delta_rule.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    check = next(c for c in notebook.cells if "grading.check_" in c.source)
-    check.outputs = [nbformat.v4.new_output("stream", text="✅ an instructor's run")]
-    check.execution_count = 7
-    nbformat.write(notebook, path)
+    def instructors_run(cell):
+        cell.outputs = [nbformat.v4.new_output("stream", text="✅ an instructor's run")]
+        cell.execution_count = 7
+
+    source = _copy_with_cell_edited(tmp_path, "01_gated_delta_rule.ipynb", "grading.check_", instructors_run)
     release.release(tmp_path / "out", source)
-    copy = nbformat.read(tmp_path / "out" / path.name, as_version=4)
+    copy = nbformat.read(tmp_path / "out" / "01_gated_delta_rule.ipynb", as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in copy.cells if c.cell_type == "code")
 
 
