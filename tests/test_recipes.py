@@ -60,3 +60,23 @@ def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path):
     from sleeplab.train.cli import main
     assert main(["repro", "study", "plan", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "rule110-t8-n1-41M"
+
+
+def test_queue_runs_given_cells_in_order_and_skips_finished_ones(tmp_path, monkeypatch):
+    from sleeplab.repro import recipes
+    started = []
+
+    class FinishAtOnce:  # stands in for a training subprocess: the run is done when it starts
+        def __init__(self, argv, **_):
+            started.append(argv[argv.index("run") + 1])
+            _finish(tmp_path, started[-1], 0.5)
+            self.returncode = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(recipes.subprocess, "Popen", FinishAtOnce)
+    _finish(tmp_path, "study-t12-n1-paper-s1", 0.4)
+    wanted = ["study-t16-n4-paper-s0", "study-t12-n1-paper-s1", "study-t12-n2-paper-s0"]
+    recipes.queue(tmp_path, parallel=1, poll_s=0, cells=wanted)
+    assert started == ["study-t16-n4-paper-s0", "study-t12-n2-paper-s0"]

@@ -128,8 +128,9 @@ def plan(runs: Path) -> list[str]:
     return list(dict.fromkeys(cells))
 
 
-def queue(runs: Path, parallel: int, poll_s: float = 5.0) -> None:
-    """Start the plan's cells, ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
+def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | None = None) -> None:
+    """Start the plan's cells (or ``cells``, in that order, when a session's budget covers only some),
+    ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
     log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
     continues. Runs until every wanted cell is done (stop it with SIGTERM: its runs save and stop)."""
     runs.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0) -> None:
                         (runs / name / "failed").write_text(f"rc {proc.returncode}\n")
                     print(f"{time.strftime('%H:%M:%S')} ended {name} rc={proc.returncode} "
                           f"exact={final_exact(runs, name)}", flush=True)
-            todo = [c for c in plan(runs) if c not in running and final_exact(runs, c) is None
+            todo = [c for c in (cells or plan(runs)) if c not in running and final_exact(runs, c) is None
                     and not (runs / c / "failed").exists()]
             for name in todo[:max(parallel - len(running), 0)]:
                 log = open(runs / f"{name}.log", "a")
@@ -199,7 +200,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs"))
     q = sub.add_parser("queue", help="run the plan")
     q.add_argument("--out", type=Path, default=Path("runs"))
-    q.add_argument("--parallel", type=int, default=3)
+    q.add_argument("--parallel", type=int, default=2)
+    q.add_argument("--cells", nargs="+", default=None, metavar="CELL",
+                   help="run these cells in this order instead of the plan")
     st = sub.add_parser("status", help="the last record of every run")
     st.add_argument("--out", type=Path, default=Path("runs"))
     args = ap.parse_args(argv)
@@ -210,7 +213,10 @@ def main(argv=None) -> int:
     else:
         if args.parallel < 1:
             raise SystemExit(f"--parallel must be >= 1, got {args.parallel}")
-        queue(args.out, args.parallel)
+        from .cells import cell_config
+        for name in args.cells or []:
+            cell_config(name)  # every name checked before anything starts
+        queue(args.out, args.parallel, cells=args.cells)
     return 0
 
 
