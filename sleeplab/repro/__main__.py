@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cells, figures, recipes
+from . import cells, recipes
 
 
 def main(argv=None):
@@ -41,6 +41,7 @@ def main(argv=None):
     if args.cmd == "run":
         cells.run(args.cells, args.out, args.device)
     elif args.cmd == "figures":
+        from . import figures  # plotly: not needed to train (GPU images may lack it)
         for path in figures.draw(args.curves, args.out):
             print("wrote", path)
     elif args.cmd == "tables":
