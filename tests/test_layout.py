@@ -66,6 +66,15 @@ def test_reading_run_directories_does_not_load_lightning():
     assert out.stdout.strip() == "[]"
 
 
+def test_training_and_the_runner_start_without_the_notebook_stack():
+    """GPU images carry torch and Lightning but not plotly or ipywidgets: the commands that train must
+    not load them (a runner that did died at start on one, and cost a lease)."""
+    code = ("import sys; from sleeplab.repro.__main__ import main; main(['list']); import sleeplab.train.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('plotly', 'ipywidgets')), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
 def test_no_import_cycles():
     deps, state, cycles = graph(), {}, []
 

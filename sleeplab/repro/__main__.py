@@ -12,7 +12,7 @@ from . import cells, recipes
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["study"]:
-        return recipes.main(argv[1:])
+        return recipes.main(argv[1:], check=cells.cell_config)
     ap = argparse.ArgumentParser(prog="python -m sleeplab.repro", description=cells.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -192,7 +192,8 @@ def status(runs: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def main(argv=None, check=study_config) -> int:
+    """``check``: raises for a cell name ``run`` would not know (the reproduction's ``cell_config``)."""
     ap = argparse.ArgumentParser(prog="sleeplab repro study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -213,9 +214,8 @@ def main(argv=None) -> int:
     else:
         if args.parallel < 1:
             raise SystemExit(f"--parallel must be >= 1, got {args.parallel}")
-        from .cells import cell_config
         for name in args.cells or []:
-            cell_config(name)  # every name checked before anything starts
+            check(name)  # every name checked before anything starts
         queue(args.out, args.parallel, cells=args.cells)
     return 0
 
