@@ -5,7 +5,9 @@
     sleeplab.evaluate(model, batch, n_sleep=8)     # {"exact": ..., "per_label": ..., "n_sleep": 8, ...}
 
 ``evaluate`` is the one evaluation of sleeplab: ``sleeplab eval``, the training loop's held-out
-evaluations, the shipped checkpoints' manifest and the notebooks all score through it.
+evaluations, the shipped checkpoints' manifest and the notebooks all score through it. The per-pass
+diagnostics ``token_rms`` and ``token_cosine`` are defined here once: training logs them
+(``pass_statistics``) and ``lab.probe.pass_trace`` reports them under the same names.
 """
 from __future__ import annotations
 
@@ -65,6 +67,14 @@ def evaluate(model: SleepLM, batch: Batch, n_sleep: int | None = None, chunk_siz
     return {**scorer(torch.cat(preds).cpu(), batch.to("cpu")), "n_sleep": n, "examples": batch.batch_size}
 
 
+def token_rms(h: torch.Tensor) -> torch.Tensor:
+    """The scale of each window's features, reported as ``h_rms``: [B, T, d] -> [B], the RMS of each
+    token's d features (:func:`sleeplab.sleep.rms`), then the plain mean over the window's T tokens.
+    Per token first, not one RMS of the whole tensor: that is what training has logged since the
+    first per-pass records (``data/results/curves.json``)."""
+    return rms(h.float()).squeeze(-1).mean(-1)
+
+
 def token_cosine(h: torch.Tensor) -> torch.Tensor:
     """Mean cosine similarity between different tokens of each window: [B, T, d] -> [B]. Near 1, the
     tokens' features have collapsed onto one direction and little token information is left to write."""
@@ -74,15 +84,15 @@ def token_cosine(h: torch.Tensor) -> torch.Tensor:
 
 
 def pass_statistics(model: SleepLM, batch: Batch, n_sleep: int | None = None, examples: int = 64) -> dict:
-    """Per sleep pass, averaged over the sleeping windows of the first ``examples`` examples: the RMS of
-    the features h a pass leaves (``h_rms``) and the mean cosine between different tokens' h
-    (``token_cos``). Growth of the first and a rise of the second pass after pass are the signs of a
+    """Per sleep pass, averaged over the sleeping windows and the first ``examples`` examples: the
+    scale of the features h a pass leaves (``h_rms``, :func:`token_rms`) and the mean cosine between
+    different tokens' h (``token_cos``, :func:`token_cosine`). Growth of the first and a rise of the second pass after pass are the signs of a
     residual stream that drowns what each pass writes."""
     n = resolve_n_sleep(model.config, False, n_sleep)
     size, cos, windows = torch.zeros(n), torch.zeros(n), torch.zeros(n)
 
     def on_pass(window, p, states, h):
-        size[p] += rms(h.float()).mean().item()
+        size[p] += token_rms(h).mean().item()
         cos[p] += token_cosine(h).mean().item()
         windows[p] += 1
 

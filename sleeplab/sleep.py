@@ -161,9 +161,10 @@ def rms(x: torch.Tensor) -> torch.Tensor:
     return wide.square().mean(-1, keepdim=True).add(1e-12).sqrt().to(x.dtype)
 
 
-def pass_input(model, h, e, n: int, n_sleep: int) -> torch.Tensor:
+def pass_input(model, h, e, e_rms, n: int, n_sleep: int) -> torch.Tensor:
     """What pass ``n`` (from 0) of a sleep reads: the window's embedding e, then the features h of
-    the pass before, changed only by the options of the config (the paper: plain h).
+    the pass before, changed only by the options of the config (the paper: plain h). ``e_rms`` is
+    ``rms(e)``, which the caller computes once per window.
 
     The blocks are pre-norm residual, so each pass only adds to h: left alone its scale grows pass
     after pass while the embedding the prediction pass reads stays small, and the blocks' writes
@@ -183,11 +184,11 @@ def pass_input(model, h, e, n: int, n_sleep: int) -> torch.Tensor:
     if config.grad_passes is not None and n <= n_sleep - config.grad_passes:
         h = h.detach()
     if config.pass_norm == "rms":
-        h = h * (rms(e) / rms(h))
+        h = h * (e_rms / rms(h))
     if config.inject == "add":
         return h + e
     if config.inject in ("scaled", "adapter"):
-        e_at_h = e * (rms(h) / rms(e))
+        e_at_h = e * (rms(h) / e_rms)
         return h + e_at_h if config.inject == "scaled" else model.adapter(torch.cat([h, e_at_h], -1))
     return h
 
@@ -195,8 +196,9 @@ def pass_input(model, h, e, n: int, n_sleep: int) -> torch.Tensor:
 def sleep_passes(model, e, states, mask, cache, n_sleep, on_pass: OnPass | None = None, window_index=0):
     """N passes of the block stack over one window (lines 6-8). Returns (S, this window's KV)."""
     h, kvs = e, None
+    e_rms = rms(e)  # every pass re-reads the same embedding: its scale is measured once per window
     for n in range(n_sleep):
-        h, states, kvs = model.run_blocks(pass_input(model, h, e, n, n_sleep), states, mask, cache)
+        h, states, kvs = model.run_blocks(pass_input(model, h, e, e_rms, n, n_sleep), states, mask, cache)
         if on_pass is not None:
             on_pass(window_index, n, states, h)
     return states, kvs  # h is dropped here: refined features never leave the sleep

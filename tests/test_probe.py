@@ -4,6 +4,7 @@ import math
 import torch
 
 import sleeplab
+from sleeplab.api import pass_statistics
 from sleeplab.lab import probe
 from sleeplab.model import SleepLM
 from sleeplab.presets import preset
@@ -33,8 +34,18 @@ def test_trace_has_one_entry_per_window_and_pass():
     assert trace["s_change"].shape == trace["s_norm"].shape == (2, N, 2)    # two GDN blocks
     assert trace["h"].shape == (2, N, 4, 12, 16)
     assert trace["S"].shape == (2, N, 2, 4, 2, 8, 8)                        # [W, N, G, B, H, K, V]
-    assert torch.allclose(trace["h_rms"], trace["h"].square().mean((2, 3, 4)).sqrt())
+    per_token = trace["h"].square().mean(-1).sqrt()                        # [W, N, B, L]
+    assert torch.allclose(trace["h_rms"], per_token.mean((2, 3)))
     assert not torch.allclose(trace["h"][0, 0], trace["h"][0, 1])           # passes really differ
+
+
+def test_trace_reports_the_pass_statistics_training_logs():
+    # one definition of h_rms and token_cos: a window's trace, averaged over windows, is training's record
+    model, batch = make(), held_out("rule110", TASK, 4)
+    trace = probe.pass_trace(model, batch.tokens, N)
+    logged = pass_statistics(model, batch, n_sleep=N)
+    for key in ("h_rms", "token_cos"):
+        assert torch.allclose(trace[key].mean(0), torch.tensor(logged[key]), rtol=1e-5)
 
 
 def test_first_pass_change_of_s_is_relative_to_incoming_s():

@@ -34,15 +34,31 @@ def grown_features(model):
 def test_pass_norm_feeds_every_later_pass_at_the_embedding_scale():
     model = make(pass_norm="rms")
     h, e = grown_features(model)
-    x = pass_input(model, h, e, 2, 4)
+    x = pass_input(model, h, e, rms(e), 2, 4)
     assert torch.allclose(rms(x), rms(e), rtol=1e-9)
-    assert torch.equal(pass_input(model, h, e, 0, 4), e)  # the first pass reads the embedding itself
+    assert torch.equal(pass_input(model, h, e, rms(e), 0, 4), e)  # the first pass reads the embedding itself
+
+
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_every_later_pass_of_the_loop_reads_its_own_windows_embedding_scale(checkpointed, monkeypatch):
+    # the loop measures rms(e) once per window: each window must get its own, on both sleep paths
+    model = make(pass_norm="rms", n_sleep=3, checkpoint_windows=checkpointed)
+    tokens, mask = tokens_and_mask()
+    fed, run_blocks = [], model.run_blocks
+    monkeypatch.setattr(model, "run_blocks", lambda h, *rest: fed.append(h) or run_blocks(h, *rest))
+    sleep_forward(model, tokens, mask, n_sleep=3)
+    sleeping = [(start, fed[3 * w:3 * w + 3]) for w, start in enumerate(range(0, T - L, L))]
+    assert len(fed) == 3 * len(sleeping) + 1                               # then one prediction pass
+    for start, passes in sleeping:
+        e = model.embed(tokens[:, start:start + L], start)
+        for x in passes[1:]:
+            assert torch.allclose(rms(x), rms(e), rtol=1e-9)
 
 
 def test_scaled_injection_adds_the_embedding_at_the_stream_scale():
     model = make(inject="scaled")
     h, e = grown_features(model)
-    added = pass_input(model, h, e, 1, 4) - h
+    added = pass_input(model, h, e, rms(e), 1, 4) - h
     assert torch.allclose(rms(added), rms(h), rtol=1e-9)
     assert torch.allclose(torch.nn.functional.cosine_similarity(added, e, dim=-1),
                           torch.ones(e.shape[:-1], dtype=e.dtype))
@@ -51,7 +67,7 @@ def test_scaled_injection_adds_the_embedding_at_the_stream_scale():
 def test_plain_add_injection_is_the_old_reinject_input():
     model = make(inject="add")
     h, e = grown_features(model)
-    assert torch.equal(pass_input(model, h, e, 1, 4), h + e)
+    assert torch.equal(pass_input(model, h, e, rms(e), 1, 4), h + e)
     old = {k: v for k, v in SleepLMConfig().to_dict().items() if k != "inject"} | {"reinject_input": True}
     assert SleepLMConfig.from_dict(old).inject == "add"
     assert TrainConfig(model_args={"reinject_input": False}).model_args == {"inject": "none"}
@@ -61,7 +77,7 @@ def test_adapter_starts_as_the_scaled_sum_and_is_trained_by_muon():
     from sleeplab.train.optim import split_parameters
     adapter, scaled = make(inject="adapter"), make(inject="scaled")
     h, e = grown_features(adapter)
-    assert torch.allclose(pass_input(adapter, h, e, 1, 4), pass_input(scaled, h, e, 1, 4), rtol=1e-12)
+    assert torch.allclose(pass_input(adapter, h, e, rms(e), 1, 4), pass_input(scaled, h, e, rms(e), 1, 4), rtol=1e-12)
     assert any(p is adapter.adapter.weight for p in split_parameters(adapter)["muon"])
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from sleeplab.repro import results
+from sleeplab.repro import results, tables
 
 
 @pytest.fixture
@@ -84,8 +84,6 @@ def test_points_sorted_and_table_rows(tmp_path):
     text = results.format_table([row])
     assert "50.0%" in text and "rule110-t8-n2" in text
     assert results.at_tokens(curves["rule110-t8-n2"], 999)["step"] == 0
-    grid = results.depth_sleep_grid(curves, ts=(8,), ns=(1, 2))
-    assert grid == {8: {1: None, 2: 0.5}}
     with pytest.raises(KeyError, match="shipped cells"):
         results.final_table(curves, cells=["nope"])
 
@@ -97,8 +95,9 @@ def test_shipped_curves_and_checkpoints(no_env):
             c = curves[f"rule110-t{t}-n{n}"]
             assert c["card"] and c["done"] and results.cell_info(c)["n_sleep"] == n
     assert results.cell_info(curves["rule110-t8-nvar"])["n_sleep"] == "1..4"
-    grid = results.depth_sleep_grid(curves)
-    assert all(0 <= grid[t][n] <= 1 for t in grid for n in grid[t])
+    depth = tables.depth_table(curves)                  # every depth cell reached the 100 M budget
+    assert [(r["t"], r["n_sleep"]) for r in depth] == [(t, n) for t in (4, 8, 12, 16) for n in (1, 2, 4)]
+    assert all(0 <= r["exact"] <= 1 for r in depth)
     have = results.checkpoints()
     assert {"rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M", "rule110-t8-nvar", "rule110-t12-nvar", "study-t12-n1-paper-s0", "study-t12-n4-paper-s0"} <= set(have)
     with pytest.raises(FileNotFoundError, match="shipped"):

@@ -6,7 +6,7 @@ import torch
 
 from sleeplab.model import SleepLM
 from sleeplab.presets import preset
-from sleeplab.sleep import pass_input, parallel_forward, sleep_forward, window_plan
+from sleeplab.sleep import pass_input, parallel_forward, rms, sleep_forward, window_plan
 from sleeplab.streaming import StreamingRunner
 
 L, T, V = 6, 30, 11
@@ -97,7 +97,7 @@ def oracle(model, tokens, mask, n_sleep):
         e = model.embed(tokens[:, start:end], start)
         h_prev, passes = None, 1 if predict else n_sleep
         for n in range(passes):
-            x = pass_input(model, h_prev, e, n, passes)
+            x = pass_input(model, h_prev, e, rms(e), n, passes)
             pass_kv, outs = {}, []
             for p in range(start, end):
                 first = {"sliding": p - L + 1, "hard": start, "none": 0}[cfg.eviction]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
-from ..api import token_cosine
+from ..api import token_cosine, token_rms
 from ..sleep import sleep_forward
 from ..tasks import held_out, rule110
 
@@ -35,7 +35,8 @@ def pass_trace(model, tokens: torch.Tensor, n_sleep: int, loss_mask: torch.Tenso
     """Run Algorithm 1 on ``tokens`` [B, T] and record every sleep pass. With W sleeping windows of L
     tokens, N = ``n_sleep`` passes and G GDN blocks, returns tensors on the CPU:
 
-        h_rms     [W, N]     rms of the pass's output features h over the batch
+        h_rms     [W, N]     scale of the pass's output features h, mean over the batch (``api.token_rms``:
+                             each token's RMS over its features, averaged over tokens; as training logs it)
         token_cos [W, N]     mean cosine between different tokens' h (``api.token_cosine``)
         s_change  [W, N, G]  ||S_after - S_before|| / ||S_before||, where S_before is the S the pass
                              started from: for the first pass of a window, the S that arrived from the
@@ -64,7 +65,7 @@ def pass_trace(model, tokens: torch.Tensor, n_sleep: int, loss_mask: torch.Tenso
     s_change = torch.tensor([[relative_change(S[i, g], incoming[i, g]) for g in range(G)]
                              for i in range(W * N)])
     h = torch.stack([h for *_, h in passes])                               # [W*N, B, L, d]
-    return {"h_rms": h.square().mean((1, 2, 3)).sqrt().view(W, N),
+    return {"h_rms": torch.stack([token_rms(x).mean() for x in h]).view(W, N),
             "token_cos": torch.stack([token_cosine(x).mean() for x in h]).view(W, N),
             "s_change": s_change.view(W, N, G),
             "s_norm": S.flatten(3).norm(dim=3).mean(2).view(W, N, G),

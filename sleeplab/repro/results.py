@@ -6,7 +6,8 @@
     print(results.format_table(results.final_table(curves)))
     model = results.load_model("rule110-t8-nvar")       # data/checkpoints/rule110-t8-nvar.sleeplab
 
-The reproduction's own tables (seeds, update rules, Depo per k, test-time N) are in ``sleeplab.repro.tables``.
+The reproduction's own tables (seeds, update rules, the depth x sleep grid, Depo per k, test-time N)
+are in ``sleeplab.repro.tables``.
 
 Where the data lives: ``data/`` of a checkout of the repository (found next to the installed package,
 so an editable install finds it from any working directory), or wherever ``$SLEEPLAB_DATA`` points.
@@ -186,19 +187,6 @@ def format_table(rows: list[dict], columns=("cell", "t", "n_sleep", "tokens", "e
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(columns)]
     line = lambda items: "  ".join(s.ljust(w) for s, w in zip(items, widths))
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells])
-
-
-def depth_sleep_grid(curves: dict[str, dict] | None = None, ts=(8, 12), ns=(1, 2, 4), task: str = "rule110",
-                     key: str = "exact") -> dict[int, dict[int, float | None]]:
-    """``{t: {N: final accuracy}}`` of the fixed-N cells ``<task>-t<t>-n<N>`` (None where not shipped)."""
-    curves = load_curves() if curves is None else curves
-    grid = {}
-    for t in ts:
-        grid[t] = {}
-        for n in ns:
-            c = curves.get(cell_name(t, n, task=task))
-            grid[t][n] = final(c)[key] if c is not None else None
-    return grid
 
 
 def standard_error(p: float, n: int) -> float:
