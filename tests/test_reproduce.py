@@ -130,7 +130,27 @@ def test_seeds_table_and_verdict(fake_curves):
     assert v[41e6]["seeds"] == (2, 2) and v[41e6]["high_above_low"] is True      # .7 > .55
     assert v[41e6]["high_above_control"] is False                              # .7 < .87 (at 163.84 M)
     assert v[61e6]["high_above_low"] is True and v[61e6]["min_high"] == .85
+    assert round(v[41e6]["mean_gap_points"], 6) == 22.5 and v[41e6]["win"] is True  # (.8 + .7) / 2 - (.5 + .55) / 2
     assert tables.seeds_verdict([]) == {}
+
+
+def test_seed_verdict_needs_the_mean_lead_and_no_overlap():
+    def rows(high, low):
+        return [{"at": 1, "n_sleep": n, "budget": "equal", "exact": e} for n, es in ((4, high), (1, low)) for e in es]
+    assert tables.seeds_verdict(rows([.65, .53, .56], [.55, .47, .48]))[1]["win"] is False   # overlap: .53 < .55
+    assert tables.seeds_verdict(rows([.60, .59, .62], [.55, .47, .48]))[1]["win"] is True
+    assert tables.seeds_verdict(rows([.58, .57, .59], [.55, .50, .52]))[1]["win"] is False   # lead of 5.7 points
+
+
+def test_study_seeds_are_read_through_their_own_names(fake_curves):
+    from sleeplab.repro.recipes import study_name
+    curve = {"points": [{"tokens": 250e6, "exact": .5}]}
+    curves = {study_name(12, n, "paper", s): curve for n in (1, 4) for s in (0, 1, 2)}
+    rows = tables.seeds_table(curves, t=12, tokens=(250e6,), matched=None,
+                              cell=lambda n, s: study_name(12, n, "paper", s))
+    assert len(rows) == 6 and {r["cell"] for r in rows} == set(curves)
+    fig = figures.t12_study_seeds({c: {**curve, "cell": c, "card": "test card"} for c in curves})
+    assert {"N = 1, seed 2", "N = 4, seed 0", "N = 4"} <= {d.name for d in fig.data}
 
 
 def test_ablation_and_depo_tables(fake_curves):
@@ -197,8 +217,8 @@ def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
     path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
     main(["tables", "--curves", str(path)])
     out = capsys.readouterr().out
-    # no recipe study, depth grid, eviction control, Depo cell or test_time_n/ beside it
-    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 6
+    # no recipe study, t = 12 seeds, depth grid, eviction control, Depo cell or test_time_n/ beside it
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 7
 
 
 def test_depo_cell_records_per_k_on_cpu(tmp_path):

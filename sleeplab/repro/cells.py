@@ -219,6 +219,19 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
     return out
 
 
+STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
+
+
+def _print_verdict(verdict: dict) -> None:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    for x, v in verdict.items():
+        gap = "-" if v["mean_gap_points"] is None else f"{v['mean_gap_points']:+.1f}"
+        print(f"  {x / 1e6:.0f} M, seeds of (N = 4, N = 1) {v['seeds']}: mean lead {gap} points, N = 4 worst "
+              f"{pct(v['min_high'])}, N = 1 best {pct(v['max_low'])}, N = 1 at 4x tokens {pct(v['control'])}; "
+              f"every N = 4 seed above every N = 1 seed: {v['high_above_low']}, above the control: "
+              f"{v['high_above_control']}, win: {v['win']}")
+
+
 def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | None = None) -> None:
     """The seeds comparison (with its verdict: does every N = 4 seed beat every N = 1 seed?), the update-rule ablation, the depth x
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
@@ -227,6 +240,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     from . import recipes, results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
+    study = tables.seeds_table(curves, t=12, tokens=STUDY_BUDGETS, matched=None,
+                               cell=lambda n, seed: recipes.study_name(12, n, "paper", seed))
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
     for title, rows, columns in (
             ("recipe study (sleeplab.repro.recipes): last evaluation of each cell; h RMS and token cosine "
@@ -234,6 +249,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
              ("cell", "done", "tokens", "exact", "h_rms_first", "h_rms_last", "cos_first", "cos_last")),
             ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
              ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
+            ("seeds at t = 12, the paper's recipe (recipe study)", study,
+             ("cell", "n_sleep", "seed", "tokens", "exact")),
             ("update rule at t = 8, N = 2", tables.ablation_table(curves),
              ("cell", "rule", "tokens", "exact", "per_label")),
             ("depth x sleep at 100 M tokens (seed 0)", tables.depth_table(curves),
@@ -248,11 +265,11 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
              tables.table_test_time_n(tables.load_test_time_n(test_time_dir)),
              ("cell", "n_sleep", "examples", "exact", "se", "per_label"))):
         print(f"\n{title}\n" + (results.format_table(rows, columns) if rows else "(no data yet)"))
-    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
-    for x, v in tables.seeds_verdict(seeds).items():
-        print(f"{x / 1e6:.0f} M, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 worst {pct(v['min_high'])}, N = 1 best "
-              f"{pct(v['max_low'])}, N = 1 at 4x tokens {pct(v['control'])}; every N = 4 seed above every "
-              f"N = 1 seed: {v['high_above_low']}, above the control: {v['high_above_control']}")
+    print("\nseeds at t = 8 (first grid):")
+    _print_verdict(tables.seeds_verdict(seeds))
+    print("seeds at t = 12 (recipe study, paper's recipe; win: mean lead >= 10 points, every N = 4 seed above "
+          "every N = 1 seed):")
+    _print_verdict(tables.seeds_verdict(study))
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "

@@ -14,7 +14,7 @@ from . import results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 _PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
+WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "rule110_t12_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
 HEIGHT = 520     # of a figure with one row of panels
 DEPTHS = (4, 8, 12, 16)
 
@@ -69,37 +69,47 @@ def depth_sleep(curves: dict, ts=DEPTHS):
     return fig
 
 
-def t8_seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6)):
-    """Left: every seed's curve up to the equal budget. Right: each seed at equal tokens, and the
-    N = 1 control at 4x those tokens (as much compute as N = 4)."""
+def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, matched: int | None = 4,
+          recipe: str = "first grid"):
+    """Left: every seed's curve up to the last compared budget. Right: each seed at equal tokens, and
+    the N = 1 control at 4x those tokens (as much compute as N = 4) where one was trained with the
+    same recipe. ``cell(n, seed)`` names the runs (``tables.seeds_table``)."""
     from plotly.subplots import make_subplots
-    rows = tables.seeds_table(curves, t=t, tokens=tokens)
+    rows = tables.seeds_table(curves, t=t, tokens=tokens, matched=matched, cell=cell)
     if not rows:
         return None
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}: three seeds",
-                                                        "at equal tokens (N = 1 control: 4x tokens)"])
+    cell = cell or (lambda n, seed: results.cell_name(t, n, seed=seed))
+    right = "at equal tokens" + (f" (N = 1 control: {matched}x tokens)" if matched else "")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}: three seeds ({recipe})", right])
     for n in (1, 4):
         for seed in (0, 1, 2):
-            c = curves.get(results.cell_name(t, n, seed=seed))
+            c = curves.get(cell(n, seed))
             if c:
                 x, y = _xy(c, upto=max(tokens) * 1.05)
                 fig.add_scatter(x=x, y=y, name=f"N = {n}, seed {seed}", line=dict(color=COLORS[n],
                                 dash=SEED_DASH[seed]), row=1, col=1)
     label = {x: f"{x / 1e6:.0f} M" for x in tokens}
     for n, budget, name, symbol in ((1, "equal", "N = 1", "circle"), (4, "equal", "N = 4", "diamond"),
-                                    (1, "x4", "N = 1, 4x tokens", "x")):
+                                    (1, f"x{matched}", f"N = 1, {matched}x tokens", "x")):
         sel = [r for r in rows if r["n_sleep"] == n and r["budget"] == budget]
         if sel:
             fig.add_scatter(x=[label[r["at"]] for r in sel], y=[r["exact"] for r in sel], mode="markers",
                             name=name, marker=dict(color=COLORS[n], symbol=symbol, size=10),
                             text=[f"{r['cell']} at {r['tokens'] / 1e6:.1f} M" for r in sel], row=1, col=2)
-    for x in tokens[:2]:
+    for x in tokens[:-1]:
         fig.add_vline(x=x / 1e6, line_dash="dot", line_color="gray", row=1, col=1)
     fig.update_xaxes(title_text="training tokens (M)", row=1, col=1)
     fig.update_xaxes(title_text="tokens of the N = 4 run", row=1, col=2)
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
     fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({_cards(curves, [r['cell'] for r in rows])})")
     return fig
+
+
+def t12_study_seeds(curves: dict):
+    from .cells import STUDY_BUDGETS
+    from .recipes import study_name
+    return seeds(curves, t=12, tokens=STUDY_BUDGETS, matched=None, recipe="paper's recipe",
+                 cell=lambda n, seed: study_name(12, n, "paper", seed))
 
 
 def recipe_study(curves: dict, t: int = 12):
@@ -235,7 +245,8 @@ def test_time_n(reports: dict):
 def build(curves: dict, test_time: dict | None = None) -> dict:
     """``{png name: figure}`` for every figure with at least one shipped cell (``test_time``: the
     reports of ``tables.load_test_time_n``; None or empty leaves that figure out)."""
-    figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": t8_seeds(curves),
+    figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": seeds(curves),
+            "rule110_t12_seeds": t12_study_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves)}
     return {name: fig for name, fig in figs.items() if fig is not None}

@@ -21,21 +21,24 @@ def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
 
 
 def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), seeds=(0, 1, 2),
-                tokens=(41e6, 61e6, 100e6), matched: int = 4) -> list[dict]:
+                tokens=(41e6, 61e6, 100e6), matched: int | None = 4, cell=None) -> list[dict]:
     """Exact accuracy of every seed of each N at equal tokens, and of the compute-matched control
-    ``rule110-t<t>-n1-x<matched>tokens`` at ``matched`` times those tokens (budget "x4"). Cells or
-    evaluations not shipped are left out."""
+    ``rule110-t<t>-n1-x<matched>tokens`` at ``matched`` times those tokens (budget "x4"; ``matched=None``:
+    no control, e.g. where none was trained with the same recipe). ``cell(n, seed)`` names a run
+    (default: the first grid's ``rule110-t<t>-n<N>[-seed<s>]``). Cells or evaluations not shipped are
+    left out."""
     curves = load_curves() if curves is None else curves
+    cell = cell or (lambda n, seed: cell_name(t, n, seed=seed))
     rows = []
     for x in tokens:
         for n in ns:
             for seed in seeds:
-                c = curves.get(cell_name(t, n, seed=seed))
+                c = curves.get(cell(n, seed))
                 p = nearest(c, x) if c else None
                 if p:
-                    rows.append({"cell": cell_name(t, n, seed=seed), "n_sleep": n, "seed": seed, "budget": "equal",
+                    rows.append({"cell": cell(n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
                                  "at": x, "tokens": p["tokens"], "exact": p["exact"]})
-        control = curves.get(cell_name(t, 1, f"x{matched}tokens"))
+        control = curves.get(cell_name(t, 1, f"x{matched}tokens")) if matched else None
         p = nearest(control, matched * x) if control else None
         if p:
             rows.append({"cell": control["cell"], "n_sleep": 1, "seed": 0, "budget": f"x{matched}", "at": x,
@@ -43,19 +46,24 @@ def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), se
     return rows
 
 
-def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4) -> dict[float, dict]:
+def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: float = 10.0) -> dict[float, dict]:
     """Per token budget of ``seeds_table``: does every seed of N = ``high`` beat every seed of N = ``low``
-    (and the compute-matched control)? The reproduction's headline check; None where a side is missing."""
+    (and the compute-matched control), and by how much on average? ``win``: the study's criterion, a
+    mean lead of at least ``win_points`` with every high seed above every low seed. None where a side
+    is missing."""
     verdict = {}
     for x in sorted({r["at"] for r in rows}):
         at = [r for r in rows if r["at"] == x]
         hi = [r["exact"] for r in at if r["n_sleep"] == high]
         lo = [r["exact"] for r in at if r["n_sleep"] == low and r["budget"] == "equal"]
         ctrl = [r["exact"] for r in at if r["budget"] != "equal"]
+        both = bool(hi and lo)
+        gap = 100 * (sum(hi) / len(hi) - sum(lo) / len(lo)) if both else None
         verdict[x] = {"seeds": (len(hi), len(lo)), "min_high": min(hi, default=None), "max_low": max(lo, default=None),
-                      "control": ctrl[0] if ctrl else None,
-                      "high_above_low": min(hi) > max(lo) if hi and lo else None,
-                      "high_above_control": min(hi) > ctrl[0] if hi and ctrl else None}
+                      "control": ctrl[0] if ctrl else None, "mean_gap_points": gap,
+                      "high_above_low": min(hi) > max(lo) if both else None,
+                      "high_above_control": min(hi) > ctrl[0] if hi and ctrl else None,
+                      "win": (gap >= win_points and min(hi) > max(lo)) if both else None}
     return verdict
 
 
