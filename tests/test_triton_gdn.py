@@ -5,7 +5,10 @@ The references run in float64, the kernels in float32, so the tolerances are flo
 64-token chunk (observed ~1e-6 relative), not looseness. The GPU twin is tests/gpu/test_gpu_triton_gdn.py.
 """
 import inspect
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,7 +93,7 @@ def test_triton_grads_equal_chunk(kernels, shape, with_state):
 
 @pytest.mark.parametrize("use", [("o",), ("state",)], ids=["o-only", "state-only"])
 def test_triton_grads_equal_chunk_when_one_output_is_unused(kernels, use):
-    """The backward gets None for an unused output (no zeros are made): that branch must be exact too."""
+    """The backward gets None for an unused output (and makes no zeros for an unused state): exact too."""
     inputs = inputs_for(SHAPES["T24"], grad=True)
     got, want = grads("triton", inputs, use), grads("chunk", as_float64(inputs, grad=True), use)
     for name in want:
@@ -160,3 +163,10 @@ def test_other_rules_do_not_offer_triton():
     q, k, v, g, beta, _ = make_inputs(15, 1, 8, 1, 4, 4, torch.float32)
     with pytest.raises(ValueError, match=r"hebbian_rule: mode='triton' is not supported; allowed: 'chunk', 'recurrent'$"):
         hebbian_rule(q, k, v, g, beta, mode="triton")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_kernel_benchmark_refuses_without_cuda():
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "gdn_kernel.py"
+    run = subprocess.run([sys.executable, str(bench)], capture_output=True, text=True)
+    assert run.returncode != 0 and "torch sees no CUDA device here" in run.stderr, run.stderr
