@@ -15,11 +15,11 @@ import torch.nn.functional as F
 MODES = ("chunk", "recurrent")
 
 
-def check_inputs(name, q, k, v, g, beta, initial_state, mode, chunk_size):
-    """Shape/dtype/mode checks only. The VALUES of g (must be <= 0) are deliberately not checked:
+def check_inputs(name, q, k, v, g, beta, initial_state, mode, chunk_size, modes=MODES):
+    """Shape/dtype/mode checks only (``modes``: the modes this rule has). The VALUES of g (must be <= 0) are deliberately not checked:
     ``(g > 0).any()`` is data-dependent, forces a GPU->host sync and breaks CUDA-graph capture."""
-    if mode not in MODES:
-        raise ValueError(f"{name}: mode={mode!r} is not supported; allowed: {', '.join(map(repr, MODES))}")
+    if mode not in modes:
+        raise ValueError(f"{name}: mode={mode!r} is not supported; allowed: {', '.join(map(repr, modes))}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"{name}: chunk_size must be an integer >= 1, got {chunk_size!r}")
     for tname, t in (("q", q), ("k", k), ("v", v), ("beta", beta), ("g", g)):

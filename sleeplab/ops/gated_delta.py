@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import torch
 
-from sleeplab.ops._chunk import (check_inputs, chunk_decay, compute_dtype, default_scale, from_chunks,
+from sleeplab.ops._chunk import (MODES, check_inputs, chunk_decay, compute_dtype, default_scale, from_chunks,
                                  scan_chunks, start_state, strictly_lower, to_chunks, unit_lower_inverse)
+
+TRITON_MAX_T = 64  # mode="triton": the sequence is one chunk, a [T, T] register tile solved in T serial steps
 
 
 def gated_delta_rule(q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False,
@@ -41,12 +43,39 @@ def gated_delta_rule(q, k, v, g, beta, scale=None, initial_state=None, output_fi
     q, k: [B, T, H, K] (L2-normalised keys keep it stable); v: [B, T, H, V];
     g: [B, T, H] log decay, must be <= 0 (not checked, see module doc); beta: [B, T, H] in (0, 1);
     initial_state: [B, H, K, V] or None; scale defaults to K**-0.5.
-    mode: "chunk" (parallel WY form, the default) or "recurrent" (token-by-token oracle).
+    mode: "chunk" (parallel WY form, the default), "recurrent" (token-by-token oracle) or "triton"
+    (fused Triton kernels, ``triton_gdn.py``: CUDA tensors, T <= 64, not float64; chunk_size unused,
+    the sequence is one chunk; not yet measured on a GPU, so opt-in only).
     Returns (o [B, T, H, V] in v's dtype, final_state [B, H, K, V] in float32/64 or None)."""
-    check_inputs("gated_delta_rule", q, k, v, g, beta, initial_state, mode, chunk_size)
-    fn = _recurrent if mode == "recurrent" else _chunk
+    check_inputs("gated_delta_rule", q, k, v, g, beta, initial_state, mode, chunk_size, MODES + ("triton",))
+    fn = {"recurrent": _recurrent, "chunk": _chunk, "triton": _triton}[mode]
     o, S = fn(q, k, v, g, beta, default_scale(scale, q.shape[-1]), initial_state, chunk_size)
     return o.to(v.dtype), (S if output_final_state else None)
+
+
+def _triton(q, k, v, g, beta, scale, initial_state, chunk_size):
+    """Checks what the kernels cannot handle, then runs them. triton is imported only here: it is optional."""
+    T = q.shape[1]
+    if T > TRITON_MAX_T:
+        raise ValueError(f"gated_delta_rule: mode='triton' needs T <= {TRITON_MAX_T} (one chunk), got T={T} "
+                         f"(q of shape {tuple(q.shape)}); use mode='chunk' for longer sequences")
+    tensors = dict(q=q, k=k, v=v, g=g, beta=beta, initial_state=initial_state)
+    for name, x in tensors.items():
+        if x is not None and x.dtype == torch.float64:
+            raise ValueError(f"gated_delta_rule: mode='triton' computes in float32, so {name} must be float32, "
+                             f"bfloat16 or float16, got float64; use mode='chunk' for float64")
+        if x is not None and x.device != q.device:
+            raise ValueError(f"gated_delta_rule: mode='triton' needs every tensor on q's device {q.device}, "
+                             f"got {name} on {x.device}")
+    try:
+        from sleeplab.ops import triton_gdn
+    except ImportError as e:
+        raise ImportError("gated_delta_rule: mode='triton' needs the triton package (pip install triton); "
+                          "mode='chunk' runs without it") from e
+    if q.device.type != "cuda" and not triton_gdn.INTERPRETED:
+        raise ValueError(f"gated_delta_rule: mode='triton' needs CUDA tensors, got q on {q.device}; use "
+                         "mode='chunk' (tests run it on CPU with TRITON_INTERPRET=1 set before triton is imported)")
+    return triton_gdn.single_chunk_gated_delta(q, k, v, g, beta, scale, initial_state)
 
 
 def _recurrent(q, k, v, g, beta, scale, initial_state, chunk_size):
