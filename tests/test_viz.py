@@ -91,20 +91,49 @@ def test_series_colours_are_distinct_and_named_ideas_keep_theirs():
 
 def test_static_fallback_redraws_a_plain_figure_when_its_slider_moves(monkeypatch):
     """With SLEEPLAB_STATIC_WIDGETS=1 (what Colab gets) live() keeps a plain go.Figure, and controls()
-    redraws it into a core Output widget on every slider move: no custom widget is needed."""
-    import plotly.io as pio
+    redraws it into a core HTML widget on every slider move: no custom widget, and no Output widget
+    (which classic Notebook 6.5 with widgetsnbextension 3.6 cannot create)."""
+    import html
+
+    import ipywidgets
     monkeypatch.setenv(widgets.STATIC_ENV, "1")
-    monkeypatch.setattr(pio.renderers, "default", "json")   # fig.show() without a browser or a frontend
     assert widgets.static_widgets()
     fig = viz.live(viz.timing_figure(ROWS))
     assert type(fig) is go.Figure
     slider = viz.choice_slider("context", [r["T"] for r in ROWS])
-    shows = []
-    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shows.append(self.layout.title.text))
     box = viz.link(slider, fig, lambda f, T: viz.timing_marker(f, ROWS, T))
+    shown = box.children[-1]
+    assert box.children[0] is slider and type(shown) is ipywidgets.HTML
+    first = html.unescape(shown.value)
+    assert "T = 64 tokens" in first and "T = 128 tokens" not in first
     slider.value = 128
-    assert [s[:13] for s in shows] == ["T = 64 tokens", "T = 128 token"]
-    assert box.children[0] is slider and box.children[-1].__class__.__name__ == "Output"
+    assert "T = 128 tokens" in html.unescape(shown.value) and fig.layout.title.text.startswith("T = 128 tokens")
+
+
+def test_figure_frame_is_a_whole_page_with_plotly_inlined_outside_colab(monkeypatch):
+    """The fallback's figure: an iframe whose page carries plotly.js (no network) and the figure at its
+    own height; on Colab plotly.js comes from the CDN, since a remote kernel would resend 4.5 MB a move."""
+    import html
+    import sys
+    frame = widgets.figure_frame(viz.timing_figure(ROWS, height=430))
+    assert frame.startswith("<iframe ") and "height: 430px" in frame
+    page = html.unescape(frame.split('srcdoc="', 1)[1].split('"', 1)[0])   # the attribute holds no bare quote
+    assert page.startswith("<!DOCTYPE html>") and "plotly.js v" in page and 'src="https://cdn.plot.ly' not in page
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    assert 'src="https://cdn.plot.ly' in html.unescape(widgets.figure_frame(go.Figure()))
+    with pytest.raises(TypeError, match="got dict"):
+        widgets.figure_frame({"data": []})
+    with pytest.raises(TypeError, match="got dict"):
+        viz.controls([viz.int_slider("a", 1, 2)], {"data": []}, lambda f, a: None)
+
+
+def test_log_axis_ticks_run_1_2_5_over_the_data():
+    assert viz.log_ticks(2.8, 178) == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    assert viz.log_ticks(0.3, 0.3) == pytest.approx([0.1, 0.2, 0.5, 1])
+    fig = viz.lines([1, 2], {"change": [180, 3]}, log_y=True)
+    assert fig.layout.yaxis.type == "log" and 20 in fig.layout.yaxis.tickvals
+    with pytest.raises(ValueError, match="low=0"):
+        viz.log_ticks(0, 5)
 
 
 def test_static_widgets_on_colab_unless_forced_off(monkeypatch):

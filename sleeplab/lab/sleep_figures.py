@@ -159,7 +159,7 @@ def longer_sleep_figure(points: dict, blind: float, trained: tuple, title: str =
     fig.add_hline(y=blind, line=dict(color=COLORS["chance"], dash="dash"),
                   annotation_text=f"input-blind level ({blind:.1%})", annotation_position="bottom right")
     fig.add_vrect(x0=trained[0] - 0.4, x1=trained[1] + 0.4, fillcolor=COLORS["sleep"], opacity=0.08,
-                  line_width=0, annotation_text="N seen in training", annotation_position="top left")
+                  line_width=0, annotation_text="N seen in training", annotation_position="bottom left")
     fig.update_layout(title=title, template=TEMPLATE, height=420, xaxis_title="N at test time (sleep passes)",
                       yaxis_title="exact accuracy (all 4 answers right)", yaxis_range=[0, 1.05],
                       yaxis_tickformat=".0%", xaxis_tickvals=ns, showlegend=True,

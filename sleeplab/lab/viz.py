@@ -94,6 +94,14 @@ def heatmaps(matrices: Sequence, titles: Sequence[str], zmax=None, title: str = 
     return fig
 
 
+def log_ticks(low: float, high: float) -> list:
+    """1, 2, 5, 10, 20, ... from the decade at or below ``low`` to the one at or above ``high`` (> 0)."""
+    if not 0 < low <= high:
+        raise ValueError(f"log_ticks needs 0 < low <= high, got low={low!r}, high={high!r}")
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    return [m * 10.0 ** e for e in range(first, last + 1) for m in (1, 2, 5) if m * 10.0 ** e <= 10.0 ** last]
+
+
 def lines(x, series: dict, title: str = "", x_title: str = "", y_title: str = "accuracy",
           chance: float | None = None, chance_label: str = "chance", log_x: bool = False,
           log_y: bool = False, y_range=None, height: int = 400, markers: bool = True) -> go.Figure:
@@ -116,8 +124,9 @@ def lines(x, series: dict, title: str = "", x_title: str = "", y_title: str = "a
                       yaxis_title=y_title, legend=dict(orientation="h", y=-0.2))
     if log_x:  # ticks at the measured x values: a log axis over one decade otherwise labels 2, 3, 4 ...
         fig.update_xaxes(type="log", tickvals=list(x) if x is not None else None)
-    if log_y:
-        fig.update_yaxes(type="log")
+    if log_y:  # ticks 1, 2, 5 per decade: plotly's own label 20 and 50 as a bare "2" and "5"
+        ys = [v for trace in fig.data for v in trace.y if v is not None and v > 0]
+        fig.update_yaxes(type="log", tickvals=log_ticks(min(ys), max(ys)) if ys else None)
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     return fig

@@ -5,16 +5,23 @@ Two ways to make a figure follow a slider, chosen by :func:`static_widgets`:
 * live (default): the figure is a plotly ``FigureWidget`` updated in place. It needs plotly's custom
   widget in the frontend; JupyterLab and classic Notebook have it.
 * static fallback (on Colab, or with ``SLEEPLAB_STATIC_WIDGETS=1``): the figure stays a plain
-  ``go.Figure``; a move of the slider updates it and redraws it with ``fig.show()`` into an
-  ``ipywidgets.Output``. Only core widgets are involved, so no custom widget manager is needed (Colab's
-  cannot render ``FigureWidget``).
+  ``go.Figure``; a move of the slider updates it and redraws it as a self-contained page in an
+  ``<iframe>`` held by an ``ipywidgets.HTML`` (:func:`figure_frame`). Only core widgets are involved,
+  so no custom widget manager is needed (Colab's cannot render ``FigureWidget``).
+
+  Not an ``ipywidgets.Output`` with ``fig.show()`` inside: in classic Notebook 6.5 with Colab's
+  widgetsnbextension 3.6.10 no Output widget can be created at all (its ``OutputModel`` is a Backbone
+  ``extend`` of an ES6 class, which loses the static ``_deserialize_state``: "Could not create a
+  model"), so the box holding it, sliders included, never renders and the figure spills into the cell.
+  An HTML widget sets ``innerHTML``, which runs no ``<script>``; an iframe's document does.
 
 Both ways call the same ``update(fig, *values)``, so a notebook's logic does not know which runs.
 Widget API: only what ipywidgets 7.6 already had (``IntSlider``, ``SelectionSlider``, ``VBox``,
-``Output``, ``observe``), so the same code runs on ipywidgets 7.7 (Colab) and 8.
+``HTML``, ``observe``), so the same code runs on ipywidgets 7.7 (Colab) and 8.
 """
 from __future__ import annotations
 
+import html
 import os
 import sys
 from typing import Callable, Sequence
@@ -51,6 +58,23 @@ def setup_figures() -> str:
     return pio.renderers.default
 
 
+def figure_frame(fig: go.Figure) -> str:
+    """``fig`` as an ``<iframe>`` whose ``srcdoc`` is a whole page drawing it, for an ``ipywidgets.HTML``.
+
+    Outside Colab plotly.js (~4.5 MB) is inlined, so the figure draws offline; that is resent on every
+    redraw, cheap over a local kernel's websocket. On Colab, whose kernel is remote but whose browser is
+    online, the page loads plotly.js from plotly's CDN instead (cached after the first redraw)."""
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"figure_frame draws a plotly go.Figure, got {type(fig).__name__}")
+    height = fig.layout.height or 450                                  # plotly's own default height
+    body = fig.to_html(full_html=False, include_plotlyjs="cdn" if in_colab() else True,
+                       default_width="100%", default_height=f"{height}px", config={"responsive": True})
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>html, body {{ margin: 0; }}</style>"
+            f"</head><body>{body}</body></html>")
+    return (f'<iframe class="sleeplab-figure" srcdoc="{html.escape(page, quote=True)}" '
+            f'style="width: 100%; height: {height}px; border: 0; display: block"></iframe>')
+
+
 def live(fig: go.Figure, width: int | None = 960):
     """The notebook's single ``FigureWidget`` (each ships plotly's 5 MB bundle over the websocket, so
     notebooks keep to one and update it in place); under :func:`static_widgets`, ``fig`` itself. A
@@ -84,23 +108,24 @@ def choice_slider(description: str, options: Sequence, value=None):
 
 
 def controls(sliders: Sequence, fig, update: Callable):
-    """Redraw ``fig`` whenever one of ``sliders`` moves: ``update(fig, *values)`` with the sliders'
-    values in order. A ``FigureWidget`` is updated in place inside ``batch_update()`` (one redraw per
-    move); a plain ``go.Figure`` (the static fallback) is updated, then shown afresh in an ``Output``.
-    Runs once now so figure and sliders agree from the start. Returns a ``VBox`` to display; its last
-    child is the figure (or the ``Output`` showing it). Setting ``slider.value`` from Python triggers
-    the same update, which is how the notebooks check the wiring without a browser."""
+    """Redraw ``fig`` whenever one of ``sliders`` (or any widget with a ``value``, e.g. ToggleButtons)
+    moves: ``update(fig, *values)`` with their values in order. A ``FigureWidget`` is updated in place
+    inside ``batch_update()`` (one redraw per move); a plain ``go.Figure`` (the static fallback) is
+    updated, then drawn afresh into an ``ipywidgets.HTML`` (:func:`figure_frame`). Runs once now so
+    figure and sliders agree from the start. Returns a ``VBox`` to display (or to nest in another box);
+    its last child is the figure (or the ``HTML`` drawing it). Setting ``slider.value`` from Python
+    triggers the same update, which is how the notebooks check the wiring without a browser."""
     import ipywidgets as widgets
+    if not isinstance(fig, (go.Figure, go.FigureWidget)):
+        raise TypeError(f"controls redraws a plotly go.Figure or FigureWidget, got {type(fig).__name__}")
     sliders = list(sliders)
-    shown = fig if isinstance(fig, go.FigureWidget) else widgets.Output()
+    shown = fig if isinstance(fig, go.FigureWidget) else widgets.HTML(layout=widgets.Layout(width="100%"))
 
     def redraw(_=None):
         with fig.batch_update():
             update(fig, *[s.value for s in sliders])
         if shown is not fig:
-            with shown:
-                shown.clear_output(wait=True)
-                fig.show()
+            shown.value = figure_frame(fig)
 
     redraw()
     for s in sliders:
