@@ -27,9 +27,14 @@ same model and batch for ``--e2e-steps`` steps, its rate from the wall_s of its 
 evaluations included), ``tokens_per_s_from_step_0`` between the first and the last (everything the
 run did after setup, the measure that gave 1.85 M tok/s at N = 4 on an H200).
 
+``--op-mode chunk triton`` times the ``sleeplab`` step and the end-to-end run once per op_mode
+(``SleepLMConfig.op_mode``: the GDN rule as the PyTorch chunk path or the fused Triton kernels); the
+eager baseline always runs the chunk path. At N = 1 the fast step hands the GDN blocks the whole
+sequence (T = 100 > 64), so "triton" runs the chunk path there: only N >= 2 can differ.
+
 Records (tokens/s, model-FLOP utilisation, card, versions, command) are merged into
-``data/results/throughput.json``: a record replaces an earlier one with the same impl, N, device,
-card, model size and batch size.
+``data/results/throughput.json``: a record replaces an earlier one with the same impl, op_mode, N,
+device, card, model size and batch size (records from before op_mode existed count as "chunk").
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ from pathlib import Path
 import torch
 
 from sleeplab import device as dev
-from sleeplab.model import SleepLM
+from sleeplab.model import OP_MODES, SleepLM
 from sleeplab.presets import PAPER_RULE110, preset
 from sleeplab.sleep import sleep_forward, window_plan
 from sleeplab.tasks import rule110
@@ -119,10 +124,10 @@ def measure(step, task_cfg, batch_size, n_sleep, device, args, prefetch=False, s
     return make(index), windows, float(loss)
 
 
-def bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak):
+def bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak, op_mode="chunk"):
     torch.manual_seed(0)
     cfg = preset("hybrid", **{**PAPER_RULE110, "d_model": args.d_model, "n_heads": args.n_heads},
-                 vocab_size=len(rule110.vocab(task_cfg)), n_sleep=n_sleep)
+                 vocab_size=len(rule110.vocab(task_cfg)), n_sleep=n_sleep, op_mode=op_mode)
     model = SleepLM(cfg).to(device)
     fast, cuda = impl == "sleeplab", device.type == "cuda"
     opts = build_optimizers(model, capturable=fast and cuda)
@@ -138,7 +143,8 @@ def bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak):
     median = statistics.median(rates)
     plan = window_plan(batch.loss_mask, batch.seq_len, cfg.window)
     flops = flops_per_step(model, args.batch_size, plan, n_sleep)
-    return dict(impl=impl, compiled=fast and cuda and not args.no_compile, n_sleep=n_sleep, device=device.type,
+    return dict(impl=impl, op_mode=op_mode, compiled=fast and cuda and not args.no_compile, n_sleep=n_sleep,
+                device=device.type,
                 card=card, tokens_per_s=median, mfu=(median / tokens_per_step * flops / peak) if peak else None,
                 ms_per_step=1e3 * tokens_per_step / median, batch_size=args.batch_size, seq_len=batch.seq_len,
                 d_model=args.d_model, params=model.num_params(), steps_timed=sum(s for s, _ in windows),
@@ -147,7 +153,7 @@ def bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak):
                 final_loss=loss)
 
 
-def end_to_end_record(n_sleep, device, args, card):
+def end_to_end_record(n_sleep, device, args, card, op_mode="chunk"):
     """A real ``sleeplab train --fast`` run of the benchmark's model and batch; its rate from metrics.jsonl."""
     with tempfile.TemporaryDirectory(prefix="sleeplab-e2e-") as tmp:
         out = Path(tmp) / "run"
@@ -156,7 +162,8 @@ def end_to_end_record(n_sleep, device, args, card):
                    "--d-model", str(args.d_model), "--n-heads", str(args.n_heads),
                    "--batch-size", str(args.batch_size), "--steps", str(args.e2e_steps),
                    "--eval-every", str(args.e2e_eval_every), "--eval-size", str(args.e2e_eval_size),
-                   "--warmup-steps", "100", "--device", str(device), "--devices", "1", "--out", str(out)]
+                   "--warmup-steps", "100", "--device", str(device), "--devices", "1", "--out", str(out),
+                   "--model-arg", f"op_mode={op_mode}"]
         if device.type == "cpu":
             command += ["--precision", "fp32"] + (["--threads", str(args.threads)] if args.threads else [])
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -168,7 +175,8 @@ def end_to_end_record(n_sleep, device, args, card):
     rate = lambda a, b: (b["tokens"] - a["tokens"]) / (b["wall_s"] - a["wall_s"])  # noqa: E731
     first, second, last = records[0], records[1], records[-1]
     tokens_per_step = last["tokens"] // last["step"]
-    return dict(impl="train --fast", compiled=device.type == "cuda", n_sleep=n_sleep, device=device.type,
+    return dict(impl="train --fast", op_mode=op_mode, compiled=device.type == "cuda", n_sleep=n_sleep,
+                device=device.type,
                 card=card, tokens_per_s=rate(second, last), tokens_per_s_from_step_0=rate(first, last),
                 ms_per_step=1e3 * tokens_per_step / rate(second, last), batch_size=args.batch_size,
                 seq_len=tokens_per_step // args.batch_size, d_model=args.d_model,
@@ -183,6 +191,8 @@ def parse_args(argv):
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     ap.add_argument("--n-sleep", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--impl", nargs="+", default=["sleeplab", "eager"], choices=["sleeplab", "eager"])
+    ap.add_argument("--op-mode", nargs="+", default=["chunk"], choices=OP_MODES,
+                    help="GDN rule implementations for the sleeplab step and --end-to-end (eager: always chunk)")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--d-model", type=int, default=PAPER_RULE110["d_model"])
     ap.add_argument("--n-heads", type=int, default=PAPER_RULE110["n_heads"])
@@ -211,16 +221,18 @@ def parse_args(argv):
 def run_n_sleep(n_sleep, device, task_cfg, args, card, peak, common):
     records = []
     for impl in args.impl:
-        rec = {**bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak), **common}
+        for op_mode in args.op_mode if impl == "sleeplab" else ["chunk"]:
+            rec = {**bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak, op_mode), **common}
+            records.append(rec)
+            print(f"{impl:8s} {op_mode:7s} N={n_sleep}  {rec['tokens_per_s'] / 1e6:7.3f} M tok/s  "
+                  f"{rec['ms_per_step']:8.2f} ms/step  mfu={rec['mfu'] or 0:.3f}  "
+                  f"windows {[round(w['tokens_per_s'] / 1e6, 3) for w in rec['windows']]} M", flush=True)
+    for op_mode in args.op_mode if args.end_to_end else []:
+        rec = {**end_to_end_record(n_sleep, device, args, card, op_mode), **common}
         records.append(rec)
-        print(f"{impl:13s} N={n_sleep}  {rec['tokens_per_s'] / 1e6:7.3f} M tok/s  {rec['ms_per_step']:8.2f} ms/step  "
-              f"mfu={rec['mfu'] or 0:.3f}  windows {[round(w['tokens_per_s'] / 1e6, 3) for w in rec['windows']]} M",
+        print(f"{'train --fast':13s} {op_mode:7s} N={n_sleep}  {rec['tokens_per_s'] / 1e6:7.3f} M tok/s  "
+              f"{rec['ms_per_step']:8.2f} ms/step  ({rec['tokens_per_s_from_step_0'] / 1e6:.3f} M from step 0)",
               flush=True)
-    if args.end_to_end:
-        rec = {**end_to_end_record(n_sleep, device, args, card), **common}
-        records.append(rec)
-        print(f"{'train --fast':13s} N={n_sleep}  {rec['tokens_per_s'] / 1e6:7.3f} M tok/s  {rec['ms_per_step']:8.2f} "
-              f"ms/step  ({rec['tokens_per_s_from_step_0'] / 1e6:.3f} M from step 0)", flush=True)
     return records
 
 
@@ -237,13 +249,19 @@ def main(argv=None):
         for n_sleep in args.n_sleep:
             records += run_n_sleep(n_sleep, device, task_cfg, args, card, peak, common)
     for n_sleep in args.n_sleep:
-        by = {r["impl"]: r for r in records if r["n_sleep"] == n_sleep}
-        if "sleeplab" in by and "eager" in by:
-            print(f"N={n_sleep}: sleeplab / eager = {by['sleeplab']['tokens_per_s'] / by['eager']['tokens_per_s']:.1f}x")
-        if "sleeplab" in by and "train --fast" in by:
-            print(f"N={n_sleep}: train --fast / sleeplab = {by['train --fast']['tokens_per_s'] / by['sleeplab']['tokens_per_s']:.2f}")
+        by = {(r["impl"], r["op_mode"]): r["tokens_per_s"] for r in records if r["n_sleep"] == n_sleep}
+        eager = by.get(("eager", "chunk"))
+        for op_mode in args.op_mode:
+            fast, e2e = by.get(("sleeplab", op_mode)), by.get(("train --fast", op_mode))
+            if fast and eager:
+                print(f"N={n_sleep}: sleeplab {op_mode} / eager = {fast / eager:.1f}x")
+            if fast and e2e:
+                print(f"N={n_sleep}: train --fast / sleeplab ({op_mode}) = {e2e / fast:.2f}")
+            if fast and op_mode != "chunk" and ("sleeplab", "chunk") in by:
+                print(f"N={n_sleep}: sleeplab {op_mode} / chunk = {fast / by[('sleeplab', 'chunk')]:.2f}")
     out = Path(args.out)
-    key = lambda r: (r["impl"], r["n_sleep"], r["device"], r["card"], r["d_model"], r["batch_size"])  # noqa: E731
+    key = lambda r: (r["impl"], r.get("op_mode", "chunk"), r["n_sleep"], r["device"], r["card"],  # noqa: E731
+                     r["d_model"], r["batch_size"])
     old = json.loads(out.read_text()) if out.exists() else []
     fresh = {key(r) for r in records}
     out.parent.mkdir(parents=True, exist_ok=True)

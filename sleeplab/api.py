@@ -11,6 +11,8 @@ diagnostics ``token_rms`` and ``token_cosine`` are defined here once: training l
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from .device import pick_device
@@ -21,8 +23,10 @@ from .tasks import get_task
 from .tasks.base import Batch, score
 
 
-def load(path, device: str | torch.device | None = "cpu") -> SleepLM:
+def load(path, device: str | torch.device | None = "cpu", op_mode: str | None = None) -> SleepLM:
     """A ready model in eval mode from a full checkpoint or a compact export (bf16 weights come back fp32).
+    ``op_mode`` ("chunk", "recurrent", "triton") replaces the saved one: it picks how the rule is
+    computed, not what the weights are, so a model trained with "chunk" runs with "triton".
 
     The model carries its provenance: ``model.train_config`` (the run's TrainConfig as a dict; the
     training code is not needed to load a model), ``model.task`` (task name),
@@ -31,8 +35,9 @@ def load(path, device: str | torch.device | None = "cpu") -> SleepLM:
     """
     device = pick_device(device)  # a bad device is refused before the file is read
     ckpt = load_checkpoint(path)
+    config = ckpt.model_config if op_mode is None else replace(ckpt.model_config, op_mode=op_mode)
     with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep the caller's RNG as is
-        model = SleepLM(ckpt.model_config)
+        model = SleepLM(config)
     model.load_state_dict(ckpt.model_state)
     model.to(device).eval()
     model.train_config, model.task = ckpt.train_config, ckpt.manifest["task"]

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .ops import RULES, compute_dtype
+from .ops.gated_delta import TRITON_MAX_T
 
 KV = tuple[torch.Tensor, torch.Tensor]  # keys, values: each [B, H, len, D]
 
@@ -142,8 +143,11 @@ class GatedDeltaMixer(nn.Module):
         g, beta = self.gates(a, b)
         # One chunk per window when it fits (padding a 24-token window to 64 would waste 7x the work);
         # longer inputs in chunks of 32, where batched triangular solves are still fast on GPUs.
+        # The Triton kernel holds its one chunk in registers, so it takes windows (T <= 64) only; the
+        # N = 1 path (sleep.parallel_forward) hands over the whole sequence, which runs the chunk path.
+        mode = "chunk" if self.op_mode == "triton" and T > TRITON_MAX_T else self.op_mode
         o, state = RULES[self.rule](q, k, v, g, beta, initial_state=state, output_final_state=True,
-                                    mode=self.op_mode, chunk_size=min(T, 32))
+                                    mode=mode, chunk_size=min(T, 32))
         o = self.o_norm(o.to(x.dtype)) * F.silu(out_gate).view(shape)  # [B, T, H, V]
         return self.o_proj(o.reshape(B, T, -1)), state
 

@@ -23,6 +23,7 @@ from .ops import compute_dtype
 EVICTIONS = ("hard", "sliding", "none")
 PASS_NORMS = ("none", "rms")
 INJECTIONS = ("none", "add", "scaled", "adapter")
+OP_MODES = ("chunk", "recurrent", "triton")
 
 
 @dataclass
@@ -35,7 +36,8 @@ class SleepLMConfig:
     mlp_ratio: int = 4
     max_positions: int = 128             # learned absolute positions over the whole sequence
     rule: str = "gated_delta"            # fast-weight update: gated_delta | delta | hebbian (eq. 3)
-    op_mode: str = "chunk"               # chunk (exact parallel form) | recurrent (token loop oracle)
+    op_mode: str = "chunk"               # chunk (exact parallel form) | recurrent (token loop oracle) |
+                                         # triton (fused kernels, gated_delta only); execution, not weights
     # memory and sleep (Algorithm 1)
     window: int = 24                     # L: attention window, and the eviction period
     eviction: str = "hard"               # hard: clear the cache every L tokens; sliding: keep L-1; none
@@ -63,8 +65,11 @@ class SleepLMConfig:
             raise ValueError(f"pattern {self.pattern!r} has unknown block kinds {bad}; use 'attn' and 'gdn'")
         if self.eviction not in EVICTIONS:
             raise ValueError(f"eviction {self.eviction!r} is not known; allowed: {EVICTIONS}")
-        if self.op_mode not in ("chunk", "recurrent"):
-            raise ValueError(f"op_mode {self.op_mode!r} is not known; allowed: 'chunk', 'recurrent'")
+        if self.op_mode not in OP_MODES:
+            raise ValueError(f"op_mode {self.op_mode!r} is not known; allowed: {OP_MODES}")
+        if self.op_mode == "triton" and self.rule != "gated_delta":
+            raise ValueError(f"op_mode 'triton' has kernels for rule 'gated_delta' only, got rule {self.rule!r}; "
+                             "use op_mode 'chunk' or 'recurrent' for it")
         if self.n_sleep_range is not None:
             lo, hi = self.n_sleep_range
             if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi):

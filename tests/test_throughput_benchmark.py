@@ -6,16 +6,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-QUOTED = {"impl", "compiled", "n_sleep", "device", "card", "tokens_per_s", "mfu", "ms_per_step", "batch_size",
+QUOTED = {"impl", "op_mode", "compiled", "n_sleep", "device", "card", "tokens_per_s", "mfu", "ms_per_step", "batch_size",
           "seq_len", "d_model", "params", "steps_timed", "final_loss", "torch", "python", "command"}
+
+
+def bench(*args):
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--device", "cpu", "--tiny",
+                    "--n-sleep", "1", "--warm-steps", "1", "--warm-s", "0", "--window-s", "0.5", "--windows", "2",
+                    *args], check=True, cwd=ROOT, capture_output=True)
 
 
 def test_tiny_cpu_benchmark_records_windows_timed_seconds_and_the_end_to_end_run(tmp_path):
     out = tmp_path / "throughput.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--device", "cpu", "--tiny",
-                    "--n-sleep", "1", "--warm-steps", "1", "--warm-s", "0", "--window-s", "0.5", "--windows", "2",
-                    "--end-to-end", "--e2e-steps", "4", "--e2e-eval-every", "2", "--e2e-eval-size", "8",
-                    "--out", str(out)], check=True, cwd=ROOT, capture_output=True)
+    bench("--end-to-end", "--e2e-steps", "4", "--e2e-eval-every", "2", "--e2e-eval-size", "8", "--out", str(out))
     records = {r["impl"]: r for r in json.loads(out.read_text())}
     assert sorted(records) == ["eager", "sleeplab", "train --fast"]
     for impl in ("eager", "sleeplab"):
@@ -28,3 +31,16 @@ def test_tiny_cpu_benchmark_records_windows_timed_seconds_and_the_end_to_end_run
     assert [r["step"] for r in e2e["evaluations"]] == [0, 2, 4]
     assert e2e["steps_timed"] == 2 and e2e["timed_s"] > 0 and e2e["tokens_per_s_from_step_0"] > 0
     assert e2e["train_config"]["fast"] and e2e["train_config"]["model_args"]["d_model"] == records["sleeplab"]["d_model"]
+
+
+def test_op_mode_records_sit_beside_the_chunk_records_not_over_them(tmp_path):
+    """At N = 1 "triton" runs the chunk path (the whole sequence is past the kernel's 64 tokens), so this
+    needs no kernel; what it checks is that a second run's triton records merge in beside the chunk ones,
+    and that a rerun of chunk replaces its own record."""
+    out = tmp_path / "throughput.json"
+    bench("--impl", "sleeplab", "--out", str(out))
+    bench("--impl", "sleeplab", "eager", "--op-mode", "chunk", "triton", "--out", str(out))
+    listed = json.loads(out.read_text())
+    assert sorted((r["impl"], r["op_mode"]) for r in listed) == [
+        ("eager", "chunk"), ("sleeplab", "chunk"), ("sleeplab", "triton")]
+    assert all(r["command"].endswith("--op-mode chunk triton --out " + str(out)) for r in listed)

@@ -128,6 +128,28 @@ def test_triton_bf16_output_follows_v_state_stays_float32(kernels):
     assert all(x.grad.dtype == torch.bfloat16 and torch.isfinite(x.grad).all() for x in inputs)
 
 
+@pytest.mark.parametrize("with_state", [True, False], ids=["s0", "no-s0"])
+def test_triton_custom_op_passes_opcheck(kernels, with_state):
+    """Schema, fake (meta) shapes, autograd registration and an AOT trace of the op the kernels run in."""
+    q, k, v, g, beta, s0 = inputs_for(SHAPES["T7"], with_state, grad=True)
+    torch.library.opcheck(kernels._fwd_op, (q, k, v, g, beta, s0, 0.25, "ieee", True))
+
+
+def test_triton_compiles_without_graph_breaks_and_equals_eager(kernels):
+    """The fast step compiles each block (train/fast.py): fullgraph=True fails on any graph break, so the
+    kernels must be one opaque op to dynamo. aot_eager traces forward and backward as inductor would
+    see them, without needing a C++ compiler; the launches themselves run in the interpreter."""
+    inputs = inputs_for(SHAPES["T24"], grad=True)
+    compiled = torch.compile(lambda *xs: run("triton", xs), fullgraph=True, backend="aot_eager")
+    o, s = compiled(*inputs)
+    o_ref, s_ref = run("triton", inputs)
+    assert torch.equal(o, o_ref) and torch.equal(s, s_ref)
+    w_o, w_s = (w.float() for w in cotangents(o, s))
+    got = torch.autograd.grad((o * w_o).sum() + (s * w_s).sum(), inputs)
+    want = torch.autograd.grad((o_ref * w_o).sum() + (s_ref * w_s).sum(), inputs)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 def test_triton_is_not_the_default():
     assert inspect.signature(gated_delta_rule).parameters["mode"].default == "chunk"
 

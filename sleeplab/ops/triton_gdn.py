@@ -191,41 +191,71 @@ def _warps(BT):
     return 4 if BT <= 32 else 8
 
 
-class _SingleChunkGDN(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, g, beta, initial_state, scale, precision):
-        q, k, v, g, beta = (x.contiguous() for x in (q, k, v, g, beta))
-        s0 = None if initial_state is None else initial_state.contiguous()
-        B, T, H, K = q.shape
-        V = v.shape[-1]
-        BT, BK, BV = _blocks(T, K, V)
-        o = torch.empty_like(v)                                            # [B, T, H, V]
-        S = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device)  # [B, H, K, V]
-        save = any(ctx.needs_input_grad[:6])
-        tinv = torch.empty(B * H, BT, BT, dtype=torch.float32, device=q.device) if save else S
-        _gdn_fwd[(B * H,)](q, k, v, g, beta, q if s0 is None else s0, o, S, tinv, scale, T, H, K, V,
-                           BT=BT, BK=BK, BV=BV, HAS_S0=s0 is not None, SAVE_TINV=save, PREC=precision,
-                           num_warps=_warps(BT))
-        if save:
-            ctx.save_for_backward(q, k, v, g, beta, s0, tinv)
-        ctx.scale, ctx.precision = scale, precision
-        ctx.set_materialize_grads(False)  # an unused final state costs no zeros kernel
-        return o, S
+# The kernels are launched inside torch.library custom ops, not a plain autograd.Function: dynamo treats a
+# custom op as one opaque node whose output shapes come from the registered fake, so a compiled block
+# (train/fast.py) traces around the kernels with no graph break and inductor never looks inside them.
+# A launch inside an autograd.Function is traced into instead (under the interpreter it reaches
+# untraceable storage pointers and fails with fullgraph=True; on a GPU it depends on dynamo's Triton support).
+@torch.library.custom_op("sleeplab::gdn_single_chunk_fwd", mutates_args=())
+def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
+            s0: torch.Tensor | None, scale: float, precision: str, save_tinv: bool
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> o [B, T, H, V], S_end [B, H, K, V] fp32, Tinv [B*H, BT, BT] fp32 (empty unless save_tinv).
+    Every tensor must be contiguous (``single_chunk_gated_delta`` makes them so)."""
+    o, S, tinv = _fwd_outputs(q, k, v, g, beta, s0, scale, precision, save_tinv)
+    B, T, H, K = q.shape
+    BT, BK, BV = _blocks(T, K, v.shape[-1])
+    _gdn_fwd[(B * H,)](q, k, v, g, beta, q if s0 is None else s0, o, S, tinv if save_tinv else S, scale,
+                       T, H, K, v.shape[-1], BT=BT, BK=BK, BV=BV, HAS_S0=s0 is not None,
+                       SAVE_TINV=save_tinv, PREC=precision, num_warps=_warps(BT))
+    return o, S, tinv
 
-    @staticmethod
-    def backward(ctx, do, dS):
-        q, k, v, g, beta, s0, tinv = ctx.saved_tensors
-        B, T, H, K = q.shape
-        V = v.shape[-1]
-        BT, BK, BV = _blocks(T, K, V)
-        do = torch.zeros_like(v) if do is None else do.contiguous()
-        grads = [torch.empty_like(x) for x in (q, k, v, g, beta)]
-        ds0 = None if s0 is None else torch.empty_like(s0)
-        _gdn_bwd[(B * H,)](q, k, v, g, beta, q if s0 is None else s0, tinv, do,
-                           q if dS is None else dS.contiguous(), *grads, q if ds0 is None else ds0,
-                           ctx.scale, T, H, K, V, BT=BT, BK=BK, BV=BV, HAS_S0=s0 is not None,
-                           HAS_DS=dS is not None, PREC=ctx.precision, num_warps=_warps(BT))
-        return (*grads, ds0, None, None)
+
+def _fwd_outputs(q, k, v, g, beta, s0, scale, precision, save_tinv):
+    B, T, H, K = q.shape
+    BT = _blocks(T, K, v.shape[-1])[0]
+    S = v.new_empty(B, H, K, v.shape[-1], dtype=torch.float32)
+    return torch.empty_like(v), S, v.new_empty((B * H, BT, BT) if save_tinv else (0,), dtype=torch.float32)
+
+
+@torch.library.custom_op("sleeplab::gdn_single_chunk_bwd", mutates_args=())
+def _bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
+            s0: torch.Tensor | None, tinv: torch.Tensor, do: torch.Tensor | None, dS: torch.Tensor | None,
+            scale: float, precision: str) -> list[torch.Tensor]:
+    """-> [dq, dk, dv, dg, dbeta, dS0] (dS0 empty without s0). do or dS None: that output was unused."""
+    grads = _bwd_outputs(q, k, v, g, beta, s0, tinv, do, dS, scale, precision)
+    B, T, H, K = q.shape
+    BT, BK, BV = _blocks(T, K, v.shape[-1])
+    do = torch.zeros_like(v) if do is None else do.contiguous()
+    _gdn_bwd[(B * H,)](q, k, v, g, beta, q if s0 is None else s0, tinv, do,
+                       q if dS is None else dS.contiguous(), *grads[:5], q if s0 is None else grads[5],
+                       scale, T, H, K, v.shape[-1], BT=BT, BK=BK, BV=BV, HAS_S0=s0 is not None,
+                       HAS_DS=dS is not None, PREC=precision, num_warps=_warps(BT))
+    return grads
+
+
+def _bwd_outputs(q, k, v, g, beta, s0, tinv, do, dS, scale, precision):
+    return [torch.empty_like(x) for x in (q, k, v, g, beta)] + [q.new_empty(0) if s0 is None else torch.empty_like(s0)]
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, g, beta, s0, scale, precision, _ = inputs
+    ctx.save_for_backward(q, k, v, g, beta, s0, output[2])
+    ctx.scale, ctx.precision = scale, precision
+    ctx.mark_non_differentiable(output[2])
+    ctx.set_materialize_grads(False)  # an unused final state costs no zeros kernel
+
+
+def _backward(ctx, do, dS, _):
+    q, k, v, g, beta, s0, tinv = ctx.saved_tensors
+    *grads, ds0 = _bwd_op(q, k, v, g, beta, s0, tinv, do, dS, ctx.scale, ctx.precision)
+    return (*grads, None if s0 is None else ds0, None, None, None)
+
+
+# the fakes are the allocations: dynamo learns the shapes from the same code that makes the real outputs
+_fwd_op.register_fake(_fwd_outputs)
+_bwd_op.register_fake(_bwd_outputs)
+_fwd_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def single_chunk_gated_delta(q, k, v, g, beta, scale, initial_state):
@@ -236,4 +266,8 @@ def single_chunk_gated_delta(q, k, v, g, beta, scale, initial_state):
     CUDA autocast on, where the chunk path multiplies in bf16); exact fp32 ("ieee") otherwise."""
     fast = torch.backends.cuda.matmul.allow_tf32 or torch.is_autocast_enabled("cuda")
     precision = "tf32" if fast and q.is_cuda else "ieee"
-    return _SingleChunkGDN.apply(q, k, v, g, beta, initial_state, scale, precision)
+    inputs = [None if x is None else x.contiguous() for x in (q, k, v, g, beta, initial_state)]
+    # (I + A)^{-1} is kept for the backward only when there will be one
+    save = torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs)
+    o, S, _ = _fwd_op(*inputs, float(scale), precision, save)
+    return o, S

@@ -63,3 +63,14 @@ def test_bf16_matches_fp32_within_tolerance():
             logits16 = model(b.tokens, b.loss_mask)[b.loss_mask].float()
     assert float((logits16 - logits32).norm() / logits32.norm()) < 3e-2
 
+
+
+def test_triton_op_mode_graph_step_trains_like_the_eager_chunk_step():
+    """op_mode="triton" in the fast step (compiled blocks around the kernels' custom ops, one CUDA graph)
+    against the eager chunk path: the same model's updates within bf16 graph-vs-eager rounding."""
+    rtol, gap = TOLERANCE["bf16"]
+    start = weights(paper_model())
+    eager_losses, eager = train_steps(paper_model(), False, "bf16", STEPS)
+    graph_losses, graph = train_steps(paper_model(op_mode="triton"), True, "bf16", STEPS)
+    assert torch.allclose(graph_losses, eager_losses, rtol=rtol), (graph_losses, eager_losses)
+    assert relative_gap(graph, eager, start) < gap
