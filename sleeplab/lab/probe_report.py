@@ -89,8 +89,10 @@ def build(names=PER_N, n_examples: int = 512, trace_examples: int = 64, seed: in
     report = {"command": command, **_commit(), "torch": torch.__version__, "device": "cpu",
               "card": card_name(torch.device("cpu")), "threads": torch.get_num_threads(),
               "n_examples": n_examples, "trace_examples": trace_examples, "probe_seed": seed,
-              "standard_error": "h_se, S_se: over the test windows (a quarter of n_examples, 4 windows "
-                                "each); the error of scoring, not of fitting the probe",
+              "standard_error": "h_se, S_se: of the mean over cells, over the probe.test_windows (a "
+                                "quarter of n_examples, n_states windows each); one cell of h_cells or "
+                                "S_cells: binomial over the same windows, sqrt(p (1 - p) / test_windows). "
+                                "The error of scoring the probe, not of fitting it",
               "checkpoints": {}}
     for name in names:
         entry = measure(load(name), n_examples, trace_examples, seed)
@@ -123,8 +125,8 @@ def figure(report: dict):
     (below 0: the probe does worse than always guessing the common value)."""
     from plotly.subplots import make_subplots
     entries = report["checkpoints"]
-    above = {name: 100 * (torch.tensor(e["probe"]["S"]) - torch.tensor(e["probe"]["majority"]))
-             for name, e in entries.items()}
+    above = {name: 100 * (torch.tensor(e["probe"]["S"], dtype=torch.float64)
+                          - torch.tensor(e["probe"]["majority"], dtype=torch.float64)) for name, e in entries.items()}
     top = max(float(a.abs().max()) for a in above.values())
     se = max(max(max(row) for row in e["probe"]["S_se"]) for e in entries.values())
     last_k = max(e["t"] for e in entries.values())     # one k axis for all, so columns line up
@@ -132,17 +134,17 @@ def figure(report: dict):
     gap, row_px = 95, 55                     # pixels between panels (subplot title, k axis) and per pass
     height = 110 + row_px * sum(rows) + gap * (len(rows) - 1) + 50
     fig = make_subplots(rows=len(rows), cols=1, row_heights=rows, vertical_spacing=gap / height,
-                        subplot_titles=[f"{name}: t = {e['t']}, N = {e['n_sleep']}, exact {e['exact_stated_points']} %"
+                        subplot_titles=[f"{name}: t = {e['t']}, N = {e['n_sleep']}, held-out exact {e['exact_stated_points']} %"
                                         for name, e in entries.items()])
     for row, (name, e) in enumerate(entries.items(), 1):
         z = above[name]
         fig.add_heatmap(z=z.tolist(), x=list(range(e["t"] + 1)), y=list(range(1, e["n_sleep"] + 1)),
                         zmin=-top, zmax=top, zmid=0, colorscale="RdBu", showscale=row == 1,
                         colorbar=dict(title="points above<br>majority", len=0.5, y=0.75),
-                        text=[[f"{v:+.0f}" for v in r] for r in z.tolist()], texttemplate="%{text}",
+                        text=[[f"{v:+.1f}" for v in r] for r in z.tolist()], texttemplate="%{text}",
                         hovertemplate="pass %{y}, k = %{x}: %{z:+.1f} points<extra></extra>", row=row, col=1)
         fig.update_yaxes(title_text="after pass n", dtick=1, autorange="reversed", row=row, col=1)
-        fig.update_xaxes(title_text="CA steps k" + (" (k = t at cell 0 is the answer)" if row == len(rows) else ""),
+        fig.update_xaxes(title_text="CA steps k" + (" after the window's state (accuracy: mean over its cells)" if row == len(rows) else ""),
                          dtick=1, range=[-0.5, last_k + 0.5], row=row, col=1)
     fig.update_layout(template="plotly_white", height=height, title=dict(
         y=0.995, yanchor="top", text=f"Held-out accuracy of a linear probe of S minus the majority baseline, per "
