@@ -99,6 +99,21 @@ def test_probe_of_a_model_blind_to_its_input_sits_at_the_majority_baseline():
         assert (table[name] - table["majority"]).abs().max() < 0.06
 
 
+
+def test_probe_standard_error_is_that_of_a_mean_over_the_test_windows():
+    model = make()
+    with torch.no_grad():
+        model.tok_emb.weight.zero_()       # S is the same for every window: the probe answers a constant
+    table = probe.probe_cells(model, 128, N, task_config=TASK)
+    windows = table["test_windows"]
+    assert windows == 32 * 2                                                # a quarter of 128 examples, 2 windows
+    assert table["h_se"].shape == table["S_se"].shape == (N, TASK.t + 1)
+    # at k = 0 the cells are independent fair coins, so a constant answer scores binomially per window
+    p = table["S"][:, 0]
+    binomial = (p * (1 - p) / TASK.width / windows).sqrt()
+    assert ((table["S_se"][:, 0] / binomial - 1).abs() < 0.4).all()
+    assert (table["S_se"] <= 0.5 / windows ** 0.5).all()                    # a window's score lies in [0, 1]
+
 def test_shipped_checkpoint_keeps_its_window_in_s_and_h():
     model = sleeplab.load(checkpoint_path("rule110-t8-n1-41M"))
     table = probe.probe_cells(model, 96)

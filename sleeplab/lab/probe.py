@@ -130,9 +130,14 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     * from S: all cells of the window from :func:`read_at_queries` of S (the G GDN blocks, ``queries``
       random unit queries per head, seeded by ``seed``), one weight vector per cell.
 
-    Returns {"h", "S": [N, t+1] held-out fraction of cells right, "h_cells", "S_cells": the same per
-    cell [N, t+1, width] (cell 0 after t steps is the task's label), "majority": [t+1] the fraction
-    right by always answering the training split's more common value at step k, "n_sleep": N}.
+    Returns {"h", "S": [N, t+1] held-out fraction of cells right, "h_se", "S_se": their standard errors,
+    "h_cells", "S_cells": the same per cell [N, t+1, width] (cell 0 after t steps is the task's label),
+    "majority": [t+1] the fraction right by always answering the training split's more common value at
+    step k, "test_windows": how many windows scored the probes, "n_sleep": N}.
+
+    The standard error takes the window as its unit: a window's states are drawn independently of
+    the others', while the cells of one window (and of one rollout) are not independent of each other.
+    It is the error of scoring on this test split, not of fitting the probe on this training split.
     """
     if getattr(model, "task", "rule110") != "rule110":
         raise ValueError(f"probe_cells decodes Rule 110 cells; this model was trained on {model.task!r}")
@@ -155,19 +160,23 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     # samples for the h probe: (example, window, cell); for the S probe: (example, window)
     cell_k = targets.transpose(2, 3)                                       # [B, W, width, t+1]
     window_k = targets.flatten(2)                                          # [B, W, (t+1)*width]
-    h_hits, s_hits = [], []
+    hits = {"h": [], "S": []}                                              # per pass: [windows, t+1, width]
     for n in range(N):
-        hits = ridge_hits(h_feats[n, fit].flatten(0, 2), cell_k[fit].flatten(0, 2),
-                          h_feats[n, test].flatten(0, 2), cell_k[test].flatten(0, 2))
-        h_hits.append(hits.view(-1, width, t + 1).double().mean(0).T)           # [t+1, width]
-        hits = ridge_hits(s_feats[n, fit].flatten(0, 1), window_k[fit].flatten(0, 1),
-                          s_feats[n, test].flatten(0, 1), window_k[test].flatten(0, 1))
-        s_hits.append(hits.view(-1, t + 1, width).double().mean(0))            # [t+1, width]
+        h = ridge_hits(h_feats[n, fit].flatten(0, 2), cell_k[fit].flatten(0, 2),
+                       h_feats[n, test].flatten(0, 2), cell_k[test].flatten(0, 2))
+        hits["h"].append(h.view(-1, width, t + 1).transpose(1, 2).double())
+        s = ridge_hits(s_feats[n, fit].flatten(0, 1), window_k[fit].flatten(0, 1),
+                       s_feats[n, test].flatten(0, 1), window_k[test].flatten(0, 1))
+        hits["S"].append(s.view(-1, t + 1, width).double())
     common = cell_k[fit].flatten(0, 2).double().mean(0) > 0.5              # [t+1] more common value
     majority = (cell_k[test].flatten(0, 2).bool() == common).double().mean(0)
-    h_cells, s_cells = torch.stack(h_hits), torch.stack(s_hits)                # [N, t+1, width]
-    return {"h": h_cells.mean(2), "S": s_cells.mean(2), "h_cells": h_cells, "S_cells": s_cells,
-            "majority": majority, "n_sleep": N}
+    table = {"majority": majority, "n_sleep": N}
+    for name, per_pass in hits.items():
+        per_window = torch.stack(per_pass).mean(3)                             # [N, windows, t+1]
+        windows = per_window.shape[1]
+        table |= {name: per_window.mean(1), f"{name}_se": per_window.std(1) / windows ** 0.5,
+                  f"{name}_cells": torch.stack(per_pass).mean(1), "test_windows": windows}
+    return table
 
 
 # ---- figures ----------------------------------------------------------------------------------------
