@@ -202,7 +202,7 @@ def main(argv=None, check=study_config) -> int:
     q = sub.add_parser("queue", help="run the plan")
     q.add_argument("--out", type=Path, default=Path("runs"))
     q.add_argument("--parallel", type=int, default=1,
-                   help="runs at a time (default 1: runs sharing one GPU lost 14-45 %% of its throughput)")
+                   help="runs at a time (default 1: runs sharing one GPU lost 14-50 %% of its throughput)")
     q.add_argument("--cells", nargs="+", default=None, metavar="CELL",
                    help="run these cells in this order instead of the plan")
     st = sub.add_parser("status", help="the last record of every run")
