@@ -91,8 +91,8 @@ def token_cosine(h: torch.Tensor) -> torch.Tensor:
 def pass_statistics(model: SleepLM, batch: Batch, n_sleep: int | None = None, examples: int = 64) -> dict:
     """Per sleep pass, averaged over the sleeping windows and the first ``examples`` examples: the
     scale of the features h a pass leaves (``h_rms``, :func:`token_rms`) and the mean cosine between
-    different tokens' h (``token_cos``, :func:`token_cosine`). Growth of the first and a rise of the second pass after pass are the signs of a
-    residual stream that drowns what each pass writes."""
+    different tokens' h (``token_cos``, :func:`token_cosine`). Growth of the first and a rise of the
+    second pass after pass are the signs of a residual stream that drowns what each pass writes."""
     n = resolve_n_sleep(model.config, False, n_sleep)
     size, cos, windows = torch.zeros(n), torch.zeros(n), torch.zeros(n)
 

@@ -146,8 +146,7 @@ def test_study_seeds_are_read_through_their_own_names(fake_curves):
     from sleeplab.repro.recipes import study_name
     curve = {"points": [{"tokens": 250e6, "exact": .5}]}
     curves = {study_name(12, n, "paper", s): curve for n in (1, 4) for s in (0, 1, 2)}
-    rows = tables.seeds_table(curves, t=12, tokens=(250e6,), matched=None,
-                              cell=lambda n, s: study_name(12, n, "paper", s))
+    rows = tables.study_seeds_table(curves, t=12, tokens=(250e6,))
     assert len(rows) == 6 and {r["cell"] for r in rows} == set(curves)
     fig = figures.t12_study_seeds({c: {**curve, "cell": c, "card": "test card"} for c in curves})
     assert {"N = 1, seed 2", "N = 4, seed 0", "N = 4"} <= {d.name for d in fig.data}

@@ -172,10 +172,11 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     majority = (cell_k[test].flatten(0, 2).bool() == common).double().mean(0)
     table = {"majority": majority, "n_sleep": N}
     for name, per_pass in hits.items():
-        per_window = torch.stack(per_pass).mean(3)                             # [N, windows, t+1]
+        per_pass = torch.stack(per_pass)                                       # [N, windows, t+1, width]
+        per_window = per_pass.mean(3)                                          # [N, windows, t+1]
         windows = per_window.shape[1]
         table |= {name: per_window.mean(1), f"{name}_se": per_window.std(1) / windows ** 0.5,
-                  f"{name}_cells": torch.stack(per_pass).mean(1), "test_windows": windows}
+                  f"{name}_cells": per_pass.mean(1), "test_windows": windows}
     return table
 
 

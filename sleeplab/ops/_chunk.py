@@ -16,8 +16,9 @@ MODES = ("chunk", "recurrent")
 
 
 def check_inputs(name, q, k, v, g, beta, initial_state, mode, chunk_size, modes=MODES):
-    """Shape/dtype/mode checks only (``modes``: the modes this rule has). The VALUES of g (must be <= 0) are deliberately not checked:
-    ``(g > 0).any()`` is data-dependent, forces a GPU->host sync and breaks CUDA-graph capture."""
+    """Shape/dtype/mode checks only (``modes``: the modes this rule has). The VALUES of g (must be
+    <= 0) are deliberately not checked: ``(g > 0).any()`` is data-dependent, forces a GPU->host sync
+    and breaks CUDA-graph capture."""
     if mode not in modes:
         raise ValueError(f"{name}: mode={mode!r} is not supported; allowed: {', '.join(map(repr, modes))}")
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:

@@ -219,9 +219,6 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
     return out
 
 
-STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
-
-
 def _print_verdict(verdict: dict) -> None:
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
     for x, v in verdict.items():
@@ -240,8 +237,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     from . import recipes, results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
-    study = tables.seeds_table(curves, t=12, tokens=STUDY_BUDGETS, matched=None,
-                               cell=lambda n, seed: recipes.study_name(12, n, "paper", seed))
+    study = tables.study_seeds_table(curves)
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
     for title, rows, columns in (
             ("recipe study (sleeplab.repro.recipes): last evaluation of each cell; h RMS and token cosine "

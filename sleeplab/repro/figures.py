@@ -106,10 +106,8 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
 
 
 def t12_study_seeds(curves: dict):
-    from .cells import STUDY_BUDGETS
-    from .recipes import study_name
-    return seeds(curves, t=12, tokens=STUDY_BUDGETS, matched=None, recipe="paper's recipe",
-                 cell=lambda n, seed: study_name(12, n, "paper", seed))
+    return seeds(curves, t=12, tokens=tables.STUDY_BUDGETS, matched=None, recipe="paper's recipe",
+                 cell=tables.study_cell(12))
 
 
 def recipe_study(curves: dict, t: int = 12):

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .recipes import study_name
 from .results import cell_name, data_dir, final, load_curves, standard_error
+
+STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
 
 
 def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
@@ -44,6 +47,18 @@ def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), se
             rows.append({"cell": control["cell"], "n_sleep": 1, "seed": 0, "budget": f"x{matched}", "at": x,
                          "tokens": p["tokens"], "exact": p["exact"]})
     return rows
+
+
+def study_cell(t: int, recipe: str = "paper"):
+    """``cell(n, seed)`` naming the recipe study's runs of one depth and recipe, for :func:`seeds_table`."""
+    return lambda n, seed: study_name(t, n, recipe, seed)
+
+
+def study_seeds_table(curves: dict[str, dict] | None = None, t: int = 12, recipe: str = "paper",
+                      tokens=STUDY_BUDGETS) -> list[dict]:
+    """:func:`seeds_table` of the recipe study's cells: no compute-matched control, since none was
+    trained with the study's recipes."""
+    return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe))
 
 
 def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: float = 10.0) -> dict[float, dict]:
