@@ -152,6 +152,21 @@ def test_study_seeds_are_read_through_their_own_names(fake_curves):
     assert {"N = 1, seed 2", "N = 4, seed 0", "N = 4"} <= {d.name for d in fig.data}
 
 
+def test_long_study_runs_are_compared_apart_from_the_250M_runs():
+    """A 500 M-token run of a cell is another run (its own name, data and seed use): the t = 16 table
+    reads only the 500 M runs, and a 250 M run of the same cell never stands in for one."""
+    from sleeplab.repro.recipes import study_name
+    long = {"points": [{"tokens": t * 1e6, "exact": t / 1000} for t in (100, 250, 500)]}
+    short = {"points": [{"tokens": 250e6, "exact": .9}]}
+    curves = {study_name(16, 4, "paper", 0, "500M"): long, study_name(16, 1, "paper", 0): short}
+    rows = tables.study_seeds_table(curves, t=16, tokens=(250e6, 500e6), run_tokens="500M")
+    assert [(r["cell"], r["at"], r["exact"]) for r in rows] == [
+        ("study-t16-n4-paper-s0-500M", 250e6, .25), ("study-t16-n4-paper-s0-500M", 500e6, .5)]
+    assert tables.seeds_verdict(rows)[500e6]["win"] is None   # no N = 1 500 M run: no verdict either way
+    fig = figures.t16_study_seeds({c: {**v, "cell": c, "card": "test card"} for c, v in curves.items()})
+    assert "1 seed" in fig.layout.annotations[0].text
+
+
 def test_ablation_and_depo_tables(fake_curves):
     rows = tables.ablation_table(fake_curves)
     assert [r["rule"] for r in rows] == ["gated_delta", "hebbian"]           # delta has no evaluation yet
@@ -216,8 +231,8 @@ def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
     path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
     main(["tables", "--curves", str(path)])
     out = capsys.readouterr().out
-    # no recipe study, t = 12 seeds, depth grid, eviction control, Depo cell or test_time_n/ beside it
-    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 7
+    # no recipe study, t = 12 or t = 16 seeds, depth grid, eviction control, Depo cell or test_time_n/ beside it
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 8
 
 
 def test_depo_cell_records_per_k_on_cpu(tmp_path):

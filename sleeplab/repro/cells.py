@@ -238,6 +238,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     study = tables.study_seeds_table(curves)
+    deep = tables.study_seeds_table(curves, t=16, tokens=tables.DEEP_BUDGETS, run_tokens="500M")
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
     for title, rows, columns in (
             ("recipe study (sleeplab.repro.recipes): last evaluation of each cell; h RMS and token cosine "
@@ -246,6 +247,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
             ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
              ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
             ("seeds at t = 12, the paper's recipe (recipe study)", study,
+             ("cell", "n_sleep", "seed", "tokens", "exact")),
+            ("seeds at t = 16, the paper's recipe, 500 M-token runs", deep,
              ("cell", "n_sleep", "seed", "tokens", "exact")),
             ("update rule at t = 8, N = 2", tables.ablation_table(curves),
              ("cell", "rule", "tokens", "exact", "per_label")),
@@ -266,6 +269,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     print("seeds at t = 12 (recipe study, paper's recipe; win: mean lead >= 10 points, every N = 4 seed above "
           "every N = 1 seed):")
     _print_verdict(tables.seeds_verdict(study))
+    print("seeds at t = 16 (paper's recipe, the same criterion; seeds 1 and 2 run when N = 4 leads by 5 points):")
+    _print_verdict(tables.seeds_verdict(deep))
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "

@@ -14,7 +14,7 @@ from . import results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 _PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "rule110_t12_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
+WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
 HEIGHT = 520     # of a figure with one row of panels
 DEPTHS = (4, 8, 12, 16)
 
@@ -80,7 +80,9 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
         return None
     cell = cell or (lambda n, seed: results.cell_name(t, n, seed=seed))
     right = "at equal tokens" + (f" (N = 1 control: {matched}x tokens)" if matched else "")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"Rule 110, t = {t}: three seeds ({recipe})", right])
+    count = len({r["seed"] for r in rows})
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[
+        f"Rule 110, t = {t}: {count} seed{'s' * (count > 1)} ({recipe})", right])
     for n in (1, 4):
         for seed in (0, 1, 2):
             c = curves.get(cell(n, seed))
@@ -108,6 +110,11 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
 def t12_study_seeds(curves: dict):
     return seeds(curves, t=12, tokens=tables.STUDY_BUDGETS, matched=None, recipe="paper's recipe",
                  cell=tables.study_cell(12))
+
+
+def t16_study_seeds(curves: dict):
+    return seeds(curves, t=16, tokens=tables.DEEP_BUDGETS, matched=None, recipe="paper's recipe, 500 M tokens",
+                 cell=tables.study_cell(16, run_tokens="500M"))
 
 
 def recipe_study(curves: dict, t: int = 12):
@@ -244,7 +251,7 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
     """``{png name: figure}`` for every figure with at least one shipped cell (``test_time``: the
     reports of ``tables.load_test_time_n``; None or empty leaves that figure out)."""
     figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": seeds(curves),
-            "rule110_t12_seeds": t12_study_seeds(curves),
+            "rule110_t12_seeds": t12_study_seeds(curves), "rule110_t16_seeds": t16_study_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves)}
     return {name: fig for name, fig in figs.items() if fig is not None}

@@ -13,6 +13,7 @@ from .recipes import study_name
 from .results import cell_name, data_dir, final, load_curves, standard_error
 
 STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
+DEEP_BUDGETS = (100e6, 200e6, 300e6, 400e6, 500e6)   # and of the 500 M-token runs at t = 16
 
 
 def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
@@ -49,16 +50,17 @@ def seeds_table(curves: dict[str, dict] | None = None, t: int = 8, ns=(1, 4), se
     return rows
 
 
-def study_cell(t: int, recipe: str = "paper"):
-    """``cell(n, seed)`` naming the recipe study's runs of one depth and recipe, for :func:`seeds_table`."""
-    return lambda n, seed: study_name(t, n, recipe, seed)
+def study_cell(t: int, recipe: str = "paper", run_tokens: str = "250M"):
+    """``cell(n, seed)`` naming the recipe study's runs of one depth, recipe and run length, for
+    :func:`seeds_table`."""
+    return lambda n, seed: study_name(t, n, recipe, seed, run_tokens)
 
 
 def study_seeds_table(curves: dict[str, dict] | None = None, t: int = 12, recipe: str = "paper",
-                      tokens=STUDY_BUDGETS) -> list[dict]:
+                      tokens=STUDY_BUDGETS, run_tokens: str = "250M") -> list[dict]:
     """:func:`seeds_table` of the recipe study's cells: no compute-matched control, since none was
     trained with the study's recipes."""
-    return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe))
+    return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe, run_tokens))
 
 
 def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: float = 10.0) -> dict[float, dict]:
