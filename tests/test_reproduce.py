@@ -153,8 +153,8 @@ def test_study_seeds_are_read_through_their_own_names(fake_curves):
 
 
 def test_long_study_runs_are_compared_apart_from_the_250M_runs():
-    """A 500 M-token run of a cell is another run (its own name, data and seed use): the t = 16 table
-    reads only the 500 M runs, and a 250 M run of the same cell never stands in for one."""
+    """A 500 M-token run is a run of its own, named so: the t = 16 table reads only the 500 M runs,
+    and a 250 M run of the same depth, N and seed never stands in for one."""
     from sleeplab.repro.recipes import study_name
     long = {"points": [{"tokens": t * 1e6, "exact": t / 1000} for t in (100, 250, 500)]}
     short = {"points": [{"tokens": 250e6, "exact": .9}]}

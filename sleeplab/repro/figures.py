@@ -14,7 +14,8 @@ from . import results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 _PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100, "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
+WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100,
+          "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
 HEIGHT = 520     # of a figure with one row of panels
 DEPTHS = (4, 8, 12, 16)
 
