@@ -127,24 +127,25 @@ def test_bad_grids_are_refused(tmp_path, text, message):
 
 
 def test_stopped_sweep_keeps_finished_runs_and_the_running_one_resumes(tmp_path, capsys):
-    grid = textwrap.dedent(GRID).replace("steps = 2", "steps = 300\neval_every = 50\nsave_every = 100000")
+    # 100 steps after the first record is seconds of margin for the stop to land mid-run
+    grid = textwrap.dedent(GRID).replace("steps = 2", "steps = 120\neval_every = 20\nsave_every = 100000")
     (tmp_path / "grid.toml").write_text(grid.replace("parallel = 2", "parallel = 1"))
     runs = tmp_path / "runs"
     sweep = subprocess.Popen([sys.executable, "-m", "sleeplab.train.cli", "sweep", str(tmp_path / "grid.toml")],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     second = runs / "seed-1" / "metrics.jsonl"
-    while sweep.poll() is None and not (second.exists() and '"step": 50' in second.read_text()):
+    while sweep.poll() is None and not (second.exists() and '"step": 20' in second.read_text()):
         time.sleep(0.1)
     sweep.send_signal(signal.SIGTERM)  # as `kill PID`: every run stops after its current step
     sweep.wait(timeout=120)
     assert (runs / "seed-0" / DONE).exists()
     stopped = load_checkpoint(runs / "seed-1" / CHECKPOINT).step
-    assert 50 <= stopped < 300, "periodic saves are off: the stop itself wrote the checkpoint"
+    assert 20 <= stopped < 120, "periodic saves are off: the stop itself wrote the checkpoint"
     capsys.readouterr()
     assert run_sweep(tmp_path / "grid.toml") == 0
     states = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [s["state"] for s in states if "state" in s] == ["done", "partial"]
-    assert load_checkpoint(runs / "seed-1" / CHECKPOINT).step == 300
+    assert load_checkpoint(runs / "seed-1" / CHECKPOINT).step == 120
 
 
 def test_sweep_refuses_more_gpus_than_the_machine_shows(tmp_path):

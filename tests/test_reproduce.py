@@ -239,8 +239,9 @@ def test_depo_cell_records_per_k_on_cpu(tmp_path):
     """The Depo recipe, shrunk to two CPU steps, trains, evaluates and reaches curves.json with its
     per-hop-count breakdown (accuracy needs the GPU budget; this checks the plumbing only)."""
     from sleeplab.train import train
+    # one thread, as every CPU test's run: under -n the second core is the other worker's
     cfg = replace(CELLS["depo-n2"], device="cpu", fast=False, batch_size=4, tokens=None, steps=2, eval_every=2,
-                  eval_size=32, warmup_steps=1, threads=2, model_args={"d_model": 32, "n_heads": 2, "n_sleep": 2},
+                  eval_size=32, warmup_steps=1, threads=1, model_args={"d_model": 32, "n_heads": 2, "n_sleep": 2},
                   out=str(tmp_path / "runs" / "depo-n2"))
     train(cfg)
     collect(str(tmp_path / "runs"), str(tmp_path / "curves.json"))
