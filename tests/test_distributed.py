@@ -115,6 +115,7 @@ def test_sigterm_stops_a_ddp_run_at_a_finished_step_with_a_checkpoint(runs):
     assert runs["victim_code"] == 143, runs["victim_log"]
     assert '"stopped": true' in runs["victim_log"]
     assert 20 <= runs["stopped"] < 120  # periodic saves are off (save_every 100000): SIGTERM wrote it
+    assert runs["stopped"] % 20 == 0  # all processes stopped together, at a record (eval_every 20)
 
 
 def test_killed_and_resumed_ddp_run_ends_bit_identical(runs):

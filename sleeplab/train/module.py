@@ -17,7 +17,7 @@ The run directory (``cfg.out``) holds ``config.json``, ``metrics.jsonl`` (one re
 ``checkpoint.sleeplab`` (the latest, written every ``save_every`` steps, at the end, and when the run
 is stopped with SIGTERM, so a stopped run loses no finished step) and ``done.json`` once the budget
 is spent. With ``devices > 1`` (``distributed.py``) every process trains and the first one evaluates
-and writes.
+and writes; SIGTERM then stops every process together at the next record.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import signal
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,7 @@ class SleepModule(L.LightningModule):
         self.loss_sum, self.loss_count = None, 0  # training loss since the last record, summed on device
         self.reached = 0  # steps done so far; the run is finished when it reaches self.total
         self.saved = 0    # step of the last checkpoint written
+        self.stop_asked = False  # under DDP: SIGTERM reached this process; acted on at the next record
         self.step_fn = None  # built in configure_optimizers, once the model is on its device
         self.out = Path(cfg.out) if cfg.out else None
         if self.out is not None and self.out.exists() and not self.out.is_dir():
@@ -167,12 +169,19 @@ class SleepModule(L.LightningModule):
         return range(self.start, self.total)  # step indices; batches are made in training_step
 
     def on_train_start(self):
+        if self.trainer.world_size > 1:
+            # Lightning's own SIGTERM handling is not safe under DDP: its handler broadcasts from inside
+            # the signal handler, and each process raises when its own flag is set, so the processes can
+            # stop at different steps or meet in mismatched collectives (seen: a CPU DDP run that hung
+            # for good after SIGTERM). Here a signal only marks the process; at the next record, where the
+            # processes sync anyway, they agree (any process marked: all stop) and stop at the same step.
+            signal.signal(signal.SIGTERM, self._ask_stop)
         self.clock = time.perf_counter()
         if self.start == 0:
             self.record(0)  # the untrained model: the curve starts at chance
 
     def training_step(self, index, _):
-        if self.trainer.received_sigterm:  # one process: stop between steps (DDP raises this itself)
+        if self.trainer.received_sigterm:  # one process: stop between steps (DDP: at records, below)
             raise SIGTERMException()
         cfg, step = self.cfg, int(index)
         if self.batches is not None:
@@ -189,11 +198,20 @@ class SleepModule(L.LightningModule):
         done = self.reached = step + 1
         if done % cfg.eval_every == 0 or done == self.total:
             self.record(done)
+            if self.trainer.world_size > 1 and self._any_process_asked_stop() and done < self.total:
+                raise SIGTERMException()  # every process raises here, after the same step
         milestone = self.exports.get(done)
         if self.out is not None and (done % cfg.checkpoint_every() == 0 or done == self.total or milestone):
             self.save(done)
             if milestone and self.trainer.is_global_zero:  # milestones of a long run, kept compact
                 export(self.out / CHECKPOINT, self.out / f"export-{milestone}.sleeplab")
+
+    def _ask_stop(self, signum, frame) -> None:
+        self.stop_asked = True
+
+    def _any_process_asked_stop(self) -> bool:
+        flag = torch.tensor(float(self.stop_asked), device=self.trainer.strategy.root_device)
+        return bool(self.trainer.strategy.reduce(flag, reduce_op="sum") > 0)
 
     # --- records and checkpoints -------------------------------------------------------------
     def wall_s(self) -> float:
