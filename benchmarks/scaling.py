@@ -115,7 +115,7 @@ def _checkpoint_step(out: Path) -> int:
 
 def plot(path: Path, png: Path) -> None:
     import plotly.graph_objects as go
-    from sleeplab.repro.figures import screenshot
+    from sleeplab.repro.render import screenshot
     recs = [r for r in json.loads(path.read_text()) if r["kind"] == "curve"]
     fig = go.Figure()
     for r in sorted(recs, key=lambda r: r["devices"]):

@@ -43,17 +43,25 @@ def test_plan_runs_the_papers_seeds_first_then_the_screen(tmp_path):
 
 
 @pytest.mark.parametrize("paper, deep", [(0.35, "inject"), (0.65, "paper")])
-def test_plan_adds_seeds_and_deep_grid_once_the_screen_is_done(tmp_path, paper, deep):
+def test_plan_adds_the_deep_grid_then_seeds_once_the_screen_is_done(tmp_path, paper, deep):
     scores = dict(zip(SCREEN, (0.30, 0.45, 0.20, 0.40, 0.10, 0.25)))  # inject best, muonN second
     for factor, exact in {**scores, "paper": paper}.items():
         _finish(tmp_path, study_name(12, 4, factor, 0), exact)
     later = plan(tmp_path)
     assert "study-t12-n4-inject+muonN-s2" in later and "study-t12-n4-muonN-s1" in later
-    assert f"study-t16-n4-{deep}-s0" in later and f"study-t32-n4-{deep}-s0-1B" in later
-    assert not any("-t24-" in c and "-s1" in c for c in later)  # no deep seeds before a lead is seen
-    _finish(tmp_path, f"study-t24-n4-{deep}-s0", 0.30)
-    _finish(tmp_path, "study-t24-n1-paper-s0", 0.12)
-    assert f"study-t24-n4-{deep}-s2" in plan(tmp_path) and "study-t24-n1-paper-s1" in plan(tmp_path)
+    # the amended order: the deep grid at 500 M tokens comes before the factors' seeds
+    assert later.index(f"study-t16-n4-{deep}-s0-500M") < later.index("study-t12-n4-muonN-s1")
+    assert f"study-t32-n4-{deep}-s0-1B" in later and "study-t12-n1-paper-s2-500M" in later
+    assert not any(c.endswith("-s1-500M") and "-t16-" in c for c in later)  # no t = 16 seeds before a lead
+    assert not any(c.endswith("-2B") for c in later)
+    _finish(tmp_path, f"study-t16-n4-{deep}-s0-500M", 0.34)
+    _finish(tmp_path, "study-t16-n1-paper-s0-500M", 0.27)
+    _finish(tmp_path, f"study-t24-n4-{deep}-s0-500M", 0.12)
+    _finish(tmp_path, "study-t24-n1-paper-s0-500M", 0.10)   # a 2-point lead: no seeds at t = 24
+    after = plan(tmp_path)
+    assert f"study-t16-n4-{deep}-s2-500M" in after and "study-t16-n1-paper-s1-500M" in after
+    assert "study-t16-n1-paper-s0-2B" in after and "study-t24-n1-paper-s0-2B" not in after
+    assert not any("-t24-" in c and "-s1-" in c for c in after)
 
 
 def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path):

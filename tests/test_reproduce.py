@@ -209,7 +209,8 @@ def test_eviction_table_measures_the_control_against_input_blind_guesses(above_m
 
 def test_figures_skip_cells_without_data(fake_curves):
     figs = figures.build(fake_curves)
-    assert set(figs) == {"rule110_depth_sleep", "rule110_t8_seeds", "rule110_t8_rule_ablation", "depo_per_k"}
+    assert set(figs) == {"rule110_depth_sleep", "rule110_t8_seeds", "rule110_t8_rule_ablation", "depo_per_k",
+                         "rule110_compute_matched"}
     names = lambda fig: {tr.name for tr in fig.data}
     depth = figs["rule110_depth_sleep"]     # only t = 8 has cells: one panel, not four with three empty
     assert [a.text for a in depth.layout.annotations if a.text.startswith("Rule 110")] == ["Rule 110, t = 8"]
@@ -320,10 +321,10 @@ def test_manifest_sample_size_keeps_the_difference_error_under_its_bound():
 
 
 def test_recipe_study_figure_and_table_show_each_cell_with_its_passes():
-    from sleeplab.repro.recipes import study_table
+    from sleeplab.repro.recipes import study_config, study_table
     passes = {"h_rms": [1.0, 2.0, 3.0, 4.0], "token_cos": [.3, .4, .5, .6]}
     points = [{**p, "passes": passes} for p in curve_points(12.8e6, [0, .2, .4])]
-    curves = {c: {"cell": c, "done": d, "points": points}
+    curves = {c: {"cell": c, "done": d, "points": points, "config": study_config(c).to_dict()}
               for c, d in (("study-t12-n4-paper-s0", True), ("study-t12-n4-norm-s0", False),
                            ("study-t12-n1-paper-s0", True))}
     fig = figures.build(curves)["rule110_recipe_study"]

@@ -153,7 +153,7 @@ def figure(report: dict):
 
 
 def draw(report: dict, png=FIGURE) -> Path:
-    from ..repro.figures import screenshot
+    from ..repro.render import screenshot
     fig = figure(report)
     if not screenshot(fig, Path(png), width=1000, height=fig.layout.height):
         raise RuntimeError("no chromium on PATH: the PNG is drawn by headless Chromium")

@@ -41,8 +41,8 @@ def main(argv=None):
     if args.cmd == "run":
         cells.run(args.cells, args.out, args.device)
     elif args.cmd == "figures":
-        from . import figures  # plotly: not needed to train (GPU images may lack it)
-        for path in figures.draw(args.curves, args.out):
+        from . import render  # plotly: not needed to train (GPU images may lack it)
+        for path in render.draw(args.curves, args.out):
             print("wrote", path)
     elif args.cmd == "tables":
         cells.tables(args.curves)

@@ -271,6 +271,14 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     _print_verdict(tables.seeds_verdict(study))
     print("seeds at t = 16 (paper's recipe, the same criterion; seeds 1 and 2 run when N = 4 leads by 5 points):")
     _print_verdict(tables.seeds_verdict(deep))
+    print("\nat equal compute (passes x tokens; N = 4 read at 1 / 3.88 of N = 1's tokens, interpolated; t = 8: "
+          "the first grid, t = 12 and 16: the paper's recipe):")
+    for t in tables.COMPUTE_MATCHED:
+        for x, v in tables.seeds_verdict(tables.compute_matched_table(curves, t=t)).items():
+            print(f"  t = {t}, {x / 1e6:.0f} M passes x tokens, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 minus "
+                  f"N = 1 {v['mean_gap_points']:+.1f} points on average; N = 4 best {100 * v['max_high']:.1f}%, "
+                  f"N = 1 worst {100 * v['min_low']:.1f}%; every N = 1 seed above every N = 4 seed: "
+                  f"{v['low_above_high']}")
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "

@@ -2,8 +2,8 @@
 evaluations in ``data/results/test_time_n/`` alone (no training).
 
 ``build(curves, test_time)`` returns the plotly figures whose cells are shipped, leaving out any figure
-with no data yet, so the files can be re-drawn while a GPU session is still filling them in; ``draw``
-writes them as PNG (``python -m sleeplab.repro figures``).
+with no data yet, so the files can be re-drawn while a GPU session is still filling them in;
+``sleeplab.repro.render.draw`` writes them as PNG (``python -m sleeplab.repro figures``).
 """
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from . import results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 _PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100,
-          "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100}
 HEIGHT = 520     # of a figure with one row of panels
 DEPTHS = (4, 8, 12, 16)
 
@@ -79,7 +77,7 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     rows = tables.seeds_table(curves, t=t, tokens=tokens, matched=matched, cell=cell)
     if not rows:
         return None
-    cell = cell or (lambda n, seed: results.cell_name(t, n, seed=seed))
+    cell = cell or tables.first_grid_cell(t)
     right = "at equal tokens" + (f" (N = 1 control: {matched}x tokens)" if matched else "")
     count = len({r["seed"] for r in rows})
     fig = make_subplots(rows=1, cols=2, subplot_titles=[
@@ -116,6 +114,36 @@ def t12_study_seeds(curves: dict):
 def t16_study_seeds(curves: dict):
     return seeds(curves, t=16, tokens=tables.DEEP_BUDGETS, matched=None, recipe="paper's recipe, 500 M tokens",
                  cell=tables.study_cell(16, run_tokens="500M"))
+
+
+# the N = 1 control at 4x tokens, drawn where one ran with the recipe of a depth's runs
+COMPUTE_CONTROLS = {8: results.cell_name(8, 1, "x4tokens")}
+
+
+def compute_matched(curves: dict):
+    """Every seed of N = 1 and N = 4 against compute (passes x tokens, ``tables.passes_per_token``) at
+    t = 8, 12 and 16: at equal tokens N = 4 leads at depth; this shows where it stands at equal compute."""
+    from plotly.subplots import make_subplots
+    panels = tables.COMPUTE_MATCHED
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[f"t = {t} ({recipe})" for t, (recipe, _) in panels.items()])
+    drawn = []
+    for col, (t, (_, cell)) in enumerate(panels.items(), start=1):
+        runs = [(cell(n, seed), f"N = {n}, seed {seed}", COLORS[n], SEED_DASH[seed]) for n in (1, 4) for seed in (0, 1, 2)]
+        if t in COMPUTE_CONTROLS:
+            runs.append((COMPUTE_CONTROLS[t], "N = 1, seed 0, 4x tokens", COLORS[1], "dashdot"))
+        for name, label, color, dash in runs:
+            if name in curves:
+                x, y = _xy(curves[name])
+                fig.add_scatter(x=[v * tables.passes_per_token(curves[name]) for v in x], y=y, name=label,
+                                legendgroup=label, showlegend=label not in {c[1] for c in drawn},
+                                line=dict(color=color, dash=dash), row=1, col=col)
+                drawn.append((name, label))
+    if not drawn:
+        return None
+    fig.update_xaxes(title_text="compute: passes x tokens (M)")
+    fig.update_yaxes(title_text="held-out exact accuracy", col=1)
+    fig.update_layout(title=f"N = 1 and N = 4 at equal compute ({_cards(curves, [c[0] for c in drawn])})")
+    return fig
 
 
 def recipe_study(curves: dict, t: int = 12):
@@ -254,40 +282,6 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
     figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": seeds(curves),
             "rule110_t12_seeds": t12_study_seeds(curves), "rule110_t16_seeds": t16_study_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
-            "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves)}
+            "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves),
+            "rule110_compute_matched": compute_matched(curves)}
     return {name: fig for name, fig in figs.items() if fig is not None}
-
-
-def screenshot(fig, png: Path, width=900, height=HEIGHT) -> bool:
-    """plotly figure -> PNG through headless Chromium (no kaleido needed); False when Chromium is absent."""
-    import shutil
-    import subprocess
-    import tempfile
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        return False
-    with tempfile.TemporaryDirectory() as tmp:
-        html = Path(tmp) / "fig.html"
-        fig.update_layout(width=width, height=height, margin=dict(l=60, r=20, t=60, b=50))
-        fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                        "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp}/u",
-                        "--hide-scrollbars", f"--window-size={width + 20},{height + 20}",
-                        f"--screenshot={png.resolve()}", html.as_uri()],
-                       check=True, capture_output=True, timeout=120)
-    return png.exists()
-
-
-def draw(curves_path: str = "data/results/curves.json", out_dir: str = "docs/figures",
-         test_time_dir: str | None = None) -> list[Path]:
-    """Re-draw the results figures of docs/results.md from the shipped curves and the test-time-N
-    evaluations (``test_time_dir``, default ``test_time_n/`` beside the curves; absent: figure skipped)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
-    paths = []
-    for name, fig in build(results.load_curves(curves_path), tables.load_test_time_n(test_time_dir)).items():
-        # a figure that sets its own height (one grown by rows of panels) keeps it
-        if screenshot(fig, out / f"{name}.png", width=WIDTHS.get(name, 900), height=fig.layout.height or HEIGHT):
-            paths.append(out / f"{name}.png")
-    return paths

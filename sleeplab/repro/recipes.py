@@ -98,13 +98,21 @@ def combine(a: str, b: str) -> str:
     return "+".join(sorted({a, b}, key=list(FACTORS).index))
 
 
+def lead(runs: Path, t: int, recipe: str, seed: int = 0, tokens: str = "250M") -> float | None:
+    """N = 4's final exact minus N = 1's for one depth, recipe, seed and run length; None until both are done."""
+    n4, n1 = (final_exact(runs, study_name(t, n, recipe, seed, tokens)) for n in (4, 1))
+    return None if n4 is None or n1 is None else n4 - n1
+
+
 def plan(runs: Path) -> list[str]:
     """Every cell wanted given the results so far, in priority order. Rules fixed before the runs:
     the two best screen factors (compatible: not both an injection) and their combination get three
-    seeds at t = 12 beside the paper's recipe; the deep grid (t = 16, 24, 32) takes the screen's best
-    recipe, since it must start before the seeds finish; the deepest t where its N = 4 leads N = 1 by
-    >= 5 points (seed 0) gets seeds 1 and 2. Amended after the first screen (docs/results.md): the
-    paper's recipe counts as a candidate for the deep grid, and its seeds run first."""
+    seeds at t = 12 beside the paper's recipe; the deep grid takes the screen's best recipe; a depth
+    where its N = 4 leads N = 1 by >= 5 points (seed 0) gets seeds 1 and 2. Amended before the runs
+    each amendment changes (docs/results.md): after the screen, the paper's recipe counts as a
+    candidate for the deep grid and its t = 12 seeds run first; after those, the deep grid runs for
+    500 M tokens (t = 12 too), ahead of the factors' seeds; where seed 0's N = 4 leads at 500 M, N = 1
+    seed 0 also runs on N = 4's compute (2 B tokens: 500 M x 3.88 passes a token)."""
     cells = [f"rule110-t8-n{n}-41M" for n in (1, 2, 4)]               # per-N checkpoints for notebooks
     cells += [study_name(12, n, "paper", s) for s in (0, 1, 2) for n in (4, 1)]  # the paper's seeds
     cells += [study_name(12, 4, r, 0) for r in SCREEN]                 # stage 1: the screen
@@ -115,16 +123,20 @@ def plan(runs: Path) -> list[str]:
     second = next(f for f in ranked[1:] if not {first, f} <= {"inject", "adapter"})
     both = combine(first, second)
     deep = max(("paper", first), key=lambda r: final_exact(runs, study_name(12, 4, r, 0)) or 0.0)
-    for t in (16, 24):                                                 # stage 3: the deep grid
-        cells += [study_name(t, n, deep, 0) for n in (4, 1)]
-    for r in (first, second, both):                                    # stage 2: seeds
-        cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
-    leads = [t for t in (24, 16) if all(final_exact(runs, study_name(t, n, deep, 0)) is not None for n in (1, 4))
-             and final_exact(runs, study_name(t, 4, deep, 0)) - final_exact(runs, study_name(t, 1, deep, 0)) >= 0.05]
-    if leads:
-        cells += [study_name(leads[0], n, deep, s) for s in (1, 2) for n in (4, 1)]
+    long = lambda t, n, s: study_name(t, n, deep, s, "500M")           # noqa: E731
+    for t in (16, 12, 24):                                             # stage 3: the deep grid, 500 M
+        cells += [long(t, n, 0) for n in (4, 1)]
+        gap = lead(runs, t, deep, tokens="500M")
+        if gap is not None and gap >= 0.05:
+            cells += [long(t, n, s) for s in (1, 2) for n in (4, 1)]
+            cells.append(study_name(t, 1, deep, 0, "2B"))              # N = 1 at N = 4's compute
+        if t == 12:
+            cells += [long(12, n, s) for s in (1, 2) for n in (4, 1)]  # t = 12's seeds go on to 500 M
     cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]        # stage 4: the paper's depth
-    cells += [study_name(t, 2, deep, 0) for t in (16, 24)] + [study_name(8, n, deep, 0) for n in (1, 2, 4)]
+    cells += [study_name(12, 2, deep, 0), long(16, 2, 0)]
+    for r in (first, second, both):                                    # stage 2: the factors' seeds
+        cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
+    cells += [study_name(8, n, deep, 0) for n in (1, 2, 4)]
     return list(dict.fromkeys(cells))
 
 

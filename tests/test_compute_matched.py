@@ -1,0 +1,58 @@
+"""N = 1 against N = 4 at equal compute: compute counts passes of the block stack per token, runs are read
+between their evaluations and never past them, and the verdict says which N is ahead for every seed."""
+import pytest
+
+from sleeplab.repro import figures, tables
+from sleeplab.repro.recipes import study_config, study_name
+
+
+def study_curve(t, n, seed, points):
+    """A curve as ``collect`` writes one: the study cell's own config, and (tokens, exact) evaluations."""
+    name = study_name(t, n, "paper", seed)
+    return {"cell": name, "card": "test card", "config": study_config(name).to_dict(),
+            "points": [{"tokens": x, "exact": e} for x, e in points]}
+
+
+def test_passes_per_token_counts_n_passes_over_the_context_and_one_over_the_queries():
+    n4 = study_curve(12, 4, 0, [(0, 0)])
+    assert tables.passes_per_token(n4) == pytest.approx(96 / 100 * 4 + 4 / 100)   # 3.88
+    assert tables.passes_per_token(study_curve(12, 1, 0, [(0, 0)])) == pytest.approx(1.0)
+    randn = {**n4, "config": study_config("study-t12-n4-randn-s0").to_dict()}     # N ~ U{1..4}: mean 2.5
+    assert tables.passes_per_token(randn) == pytest.approx(0.96 * 2.5 + 0.04)
+    evict = {**n4, "config": {**n4["config"], "preset": "transformer-evict"}}
+    assert tables.passes_per_token(evict) == 1.0
+    depo = {**n4, "cell": "depo-n4", "config": {**n4["config"], "task": "depo", "task_args": {}}}
+    with pytest.raises(ValueError, match="depo-n4.*'depo'"):
+        tables.passes_per_token(depo)
+
+
+def test_interpolate_is_linear_between_evaluations_and_never_extrapolates():
+    curve = {"points": [{"tokens": 10, "exact": .1}, {"tokens": 20, "exact": .3}, {"tokens": 40, "exact": .5}]}
+    assert tables.interpolate(curve, 10) == .1 and tables.interpolate(curve, 40) == .5
+    assert tables.interpolate(curve, 15) == pytest.approx(.2)
+    assert tables.interpolate(curve, 30) == pytest.approx(.4)
+    assert tables.interpolate(curve, 9.9) is None and tables.interpolate(curve, 40.1) is None
+
+
+def test_compute_matched_reads_n4_at_its_share_of_n1s_tokens():
+    n1 = [study_curve(12, 1, s, [(0, 0), (250e6, .4 + s / 100)]) for s in (0, 1)]
+    n4 = [study_curve(12, 4, s, [(0, 0), (1e9, .8)]) for s in (0, 1)]
+    curves = {c["cell"]: c for c in n1 + n4}
+    rows = tables.compute_matched_table(curves, t=12, budgets=(194e6, 388e6))
+    at194 = {r["cell"]: r for r in rows if r["at"] == 194e6}
+    assert at194["study-t12-n4-paper-s0"]["tokens"] == pytest.approx(50e6)         # 194 M / 3.88
+    assert at194["study-t12-n4-paper-s0"]["exact"] == pytest.approx(.04)           # .8 x 50 M / 1 B
+    assert at194["study-t12-n1-paper-s1"]["exact"] == pytest.approx(.41 * 194 / 250)
+    # 388 M passes x tokens lies past the N = 1 runs' 250 M: only N = 4 is read there
+    assert {r["n_sleep"] for r in rows if r["at"] == 388e6} == {4}
+    verdict = tables.seeds_verdict(rows)
+    assert verdict[194e6]["low_above_high"] is True and verdict[194e6]["win"] is False
+    assert verdict[388e6]["low_above_high"] is None                                # no N = 1 side: no verdict
+    fig = figures.compute_matched(curves)
+    trace = next(d for d in fig.data if d.name == "N = 4, seed 1")
+    assert list(trace.x) == pytest.approx([0, 3880])                               # M passes x tokens
+    assert "test card" in fig.layout.title.text
+
+
+def test_compute_matched_figure_is_left_out_without_runs():
+    assert figures.compute_matched({}) is None
