@@ -88,3 +88,33 @@ def test_queue_runs_given_cells_in_order_and_skips_finished_ones(tmp_path, monke
     wanted = ["study-t16-n4-paper-s0", "study-t12-n1-paper-s1", "study-t12-n2-paper-s0"]
     recipes.queue(tmp_path, parallel=1, poll_s=0, cells=wanted)
     assert started == ["study-t16-n4-paper-s0", "study-t12-n2-paper-s0"]
+
+
+STOPPABLE_QUEUE = """
+import subprocess, sys
+from pathlib import Path
+from sleeplab.repro import recipes
+runs, real = Path(sys.argv[1]), subprocess.Popen
+RUN = ("import signal, sys, time; from pathlib import Path; Path(sys.argv[1]).write_text('started'); "
+       "signal.signal(signal.SIGTERM, lambda *_: (Path(sys.argv[1]).write_text('saved'), sys.exit(0))); time.sleep(120)")
+# each run: a process that, like a training run, saves and stops on SIGTERM
+recipes.subprocess.Popen = lambda argv, **kw: real([sys.executable, "-c", RUN, str(runs / "run-state")], **kw)
+recipes.queue(runs, 1, poll_s=0.05, cells=["study-t12-n4-paper-s0"])
+"""
+
+
+def test_sigterm_to_the_queue_stops_its_runs_with_a_save(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    queue = subprocess.Popen([sys.executable, "-c", STOPPABLE_QUEUE, str(tmp_path)])
+    state = tmp_path / "run-state"
+    deadline = time.monotonic() + 60
+    while not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.read_text() == "started"
+    queue.send_signal(signal.SIGTERM)        # as `kill PID` would: to the queue alone
+    assert queue.wait(timeout=30) == 143
+    assert state.read_text() == "saved"      # the run was told to stop, and had stopped when the queue returned
+    assert not (tmp_path / "study-t12-n4-paper-s0" / "failed").exists()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -144,9 +145,13 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | Non
     """Start the plan's cells (or ``cells``, in that order, when a session's budget covers only some),
     ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
     log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
-    continues. Runs until every wanted cell is done (stop it with SIGTERM: its runs save and stop)."""
+    continues. Runs until every wanted cell is done. Stop it with SIGTERM (``kill PID``, or ``timeout``
+    around a device call): each run gets SIGTERM in turn, saves its last finished step and stops, and
+    the queue returns once all have; the next queue on the same directory resumes them."""
     runs.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen] = {}
+    # without a handler SIGTERM ends Python at once, skipping the finally below: the runs trained on
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         while True:
             for name, proc in list(running.items()):
@@ -161,13 +166,17 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | Non
                     and not (runs / c / "failed").exists()]
             for name in todo[:max(parallel - len(running), 0)]:
                 log = open(runs / f"{name}.log", "a")
+                # a session of its own, as in a sweep: a signal to the queue's group (Ctrl-C) reaches
+                # the queue alone, which stops each run with SIGTERM, on which it saves a finished step
                 running[name] = subprocess.Popen([sys.executable, "-m", "sleeplab.repro", "run", name,
-                                                  "--out", str(runs)], stdout=log, stderr=subprocess.STDOUT)
+                                                  "--out", str(runs)], stdout=log, stderr=subprocess.STDOUT,
+                                                 start_new_session=True)
                 print(f"{time.strftime('%H:%M:%S')} start {name}", flush=True)
             if not running and not todo:
                 return
             time.sleep(poll_s)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for proc in running.values():
             proc.terminate()
         for proc in running.values():
