@@ -17,7 +17,7 @@ import time
 import pytest
 import torch
 
-from gpu_helpers import relative_gap
+from step_runs import relative_gap
 from sleeplab.checkpoint import load_checkpoint, read_manifest
 from sleeplab.train.checkpoint import CHECKPOINT, METRICS
 from test_checkpoint import tiny
