@@ -2,7 +2,7 @@
 between their evaluations and never past them, and the verdict says which N is ahead for every seed."""
 import pytest
 
-from sleeplab.repro import figures, tables
+from sleeplab.repro import compute, figures, tables
 from sleeplab.repro.recipes import study_config, study_name
 
 
@@ -15,30 +15,30 @@ def study_curve(t, n, seed, points):
 
 def test_passes_per_token_counts_n_passes_over_the_context_and_one_over_the_queries():
     n4 = study_curve(12, 4, 0, [(0, 0)])
-    assert tables.passes_per_token(n4) == pytest.approx(96 / 100 * 4 + 4 / 100)   # 3.88
-    assert tables.passes_per_token(study_curve(12, 1, 0, [(0, 0)])) == pytest.approx(1.0)
+    assert compute.passes_per_token(n4) == pytest.approx(96 / 100 * 4 + 4 / 100)   # 3.88
+    assert compute.passes_per_token(study_curve(12, 1, 0, [(0, 0)])) == pytest.approx(1.0)
     randn = {**n4, "config": study_config("study-t12-n4-randn-s0").to_dict()}     # N ~ U{1..4}: mean 2.5
-    assert tables.passes_per_token(randn) == pytest.approx(0.96 * 2.5 + 0.04)
+    assert compute.passes_per_token(randn) == pytest.approx(0.96 * 2.5 + 0.04)
     evict = {**n4, "config": {**n4["config"], "preset": "transformer-evict"}}
-    assert tables.passes_per_token(evict) == 1.0
+    assert compute.passes_per_token(evict) == 1.0
     depo = {**n4, "cell": "depo-n4", "config": {**n4["config"], "task": "depo", "task_args": {}}}
     with pytest.raises(ValueError, match="depo-n4.*'depo'"):
-        tables.passes_per_token(depo)
+        compute.passes_per_token(depo)
 
 
 def test_interpolate_is_linear_between_evaluations_and_never_extrapolates():
     curve = {"points": [{"tokens": 10, "exact": .1}, {"tokens": 20, "exact": .3}, {"tokens": 40, "exact": .5}]}
-    assert tables.interpolate(curve, 10) == .1 and tables.interpolate(curve, 40) == .5
-    assert tables.interpolate(curve, 15) == pytest.approx(.2)
-    assert tables.interpolate(curve, 30) == pytest.approx(.4)
-    assert tables.interpolate(curve, 9.9) is None and tables.interpolate(curve, 40.1) is None
+    assert compute.interpolate(curve, 10) == .1 and compute.interpolate(curve, 40) == .5
+    assert compute.interpolate(curve, 15) == pytest.approx(.2)
+    assert compute.interpolate(curve, 30) == pytest.approx(.4)
+    assert compute.interpolate(curve, 9.9) is None and compute.interpolate(curve, 40.1) is None
 
 
 def test_compute_matched_reads_n4_at_its_share_of_n1s_tokens():
     n1 = [study_curve(12, 1, s, [(0, 0), (250e6, .4 + s / 100)]) for s in (0, 1)]
     n4 = [study_curve(12, 4, s, [(0, 0), (1e9, .8)]) for s in (0, 1)]
     curves = {c["cell"]: c for c in n1 + n4}
-    rows = tables.compute_matched_table(curves, t=12, budgets=(194e6, 388e6))
+    rows = compute.compute_matched_table(curves, t=12, budgets=(194e6, 388e6))
     at194 = {r["cell"]: r for r in rows if r["at"] == 194e6}
     assert at194["study-t12-n4-paper-s0"]["tokens"] == pytest.approx(50e6)         # 194 M / 3.88
     assert at194["study-t12-n4-paper-s0"]["exact"] == pytest.approx(.04)           # .8 x 50 M / 1 B
@@ -56,3 +56,22 @@ def test_compute_matched_reads_n4_at_its_share_of_n1s_tokens():
 
 def test_compute_matched_figure_is_left_out_without_runs():
     assert figures.compute_matched({}) is None
+
+
+def test_tokens_to_reach_is_the_first_crossing_between_evaluations():
+    curve = {"points": [{"tokens": 0, "exact": .1}, {"tokens": 10, "exact": .3}, {"tokens": 20, "exact": .2},
+                        {"tokens": 30, "exact": .5}]}
+    assert compute.tokens_to_reach(curve, .05) == 0
+    assert compute.tokens_to_reach(curve, .2) == pytest.approx(5)     # the first crossing, not the one at 20
+    assert compute.tokens_to_reach(curve, .35) == pytest.approx(25)
+    assert compute.tokens_to_reach(curve, .6) is None
+
+
+def test_exchange_rate_divides_n1s_tokens_by_n4s_and_bounds_it_where_n1_fell_short():
+    curves = {c["cell"]: c for c in (study_curve(12, 1, 0, [(0, 0), (200e6, .4)]),
+                                     study_curve(12, 4, 0, [(0, 0), (100e6, .5)]))}
+    rows = {r["level"]: r for r in compute.exchange_rate_table(curves, t=12, levels=(.2, .5, .6), seeds=(0,))}
+    assert rows[.2]["tokens_n1"] == pytest.approx(100e6) and rows[.2]["tokens_n4"] == pytest.approx(40e6)
+    assert rows[.2]["ratio"] == pytest.approx(2.5) and rows[.2]["bound"] is False
+    assert rows[.5]["tokens_n1"] is None and rows[.5]["ratio"] == pytest.approx(2.0) and rows[.5]["bound"] is True
+    assert .6 not in rows                      # N = 4 never got there: no rate either way

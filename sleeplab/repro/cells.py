@@ -234,7 +234,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
     variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
     as text; a table whose cells have no data yet says so."""
-    from . import recipes, results, tables
+    from . import compute, recipes, results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     study = tables.study_seeds_table(curves)
@@ -273,12 +273,19 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     _print_verdict(tables.seeds_verdict(deep))
     print("\nat equal compute (passes x tokens; N = 4 read at 1 / 3.88 of N = 1's tokens, interpolated; t = 8: "
           "the first grid, t = 12 and 16: the paper's recipe):")
-    for t in tables.COMPUTE_MATCHED:
-        for x, v in tables.seeds_verdict(tables.compute_matched_table(curves, t=t)).items():
+    for t in compute.COMPUTE_MATCHED:
+        for x, v in tables.seeds_verdict(compute.compute_matched_table(curves, t=t)).items():
             print(f"  t = {t}, {x / 1e6:.0f} M passes x tokens, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 minus "
                   f"N = 1 {v['mean_gap_points']:+.1f} points on average; N = 4 best {100 * v['max_high']:.1f}%, "
                   f"N = 1 worst {100 * v['min_low']:.1f}%; every N = 1 seed above every N = 4 seed: "
                   f"{v['low_above_high']}")
+    print("token exchange rate: the tokens N = 1 needed to reach a level over the tokens N = 4 needed (>=: N = 1 "
+          "had not reached it when its run ended); sleep can win at equal compute only above 3.88:")
+    for t in compute.COMPUTE_MATCHED:
+        for r in compute.exchange_rate_table(curves, t=t):
+            n1 = "not reached" if r["bound"] else f"{r['tokens_n1'] / 1e6:.0f} M"
+            print(f"  t = {t}, {100 * r['level']:.0f} % exact, seed {r['seed']}: N = 1 {n1}, N = 4 "
+                  f"{r['tokens_n4'] / 1e6:.0f} M tokens: rate {'>= ' * r['bound']}{r['ratio']:.2f}")
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "

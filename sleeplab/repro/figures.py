@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..lab.viz import COLORS
-from . import results, tables
+from . import compute, results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 _PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -121,10 +121,10 @@ COMPUTE_CONTROLS = {8: results.cell_name(8, 1, "x4tokens")}
 
 
 def compute_matched(curves: dict):
-    """Every seed of N = 1 and N = 4 against compute (passes x tokens, ``tables.passes_per_token``) at
+    """Every seed of N = 1 and N = 4 against compute (passes x tokens, ``compute.passes_per_token``) at
     t = 8, 12 and 16: at equal tokens N = 4 leads at depth; this shows where it stands at equal compute."""
     from plotly.subplots import make_subplots
-    panels = tables.COMPUTE_MATCHED
+    panels = compute.COMPUTE_MATCHED
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[f"t = {t} ({recipe})" for t, (recipe, _) in panels.items()])
     drawn = []
     for col, (t, (_, cell)) in enumerate(panels.items(), start=1):
@@ -134,7 +134,7 @@ def compute_matched(curves: dict):
         for name, label, color, dash in runs:
             if name in curves:
                 x, y = _xy(curves[name])
-                fig.add_scatter(x=[v * tables.passes_per_token(curves[name]) for v in x], y=y, name=label,
+                fig.add_scatter(x=[v * compute.passes_per_token(curves[name]) for v in x], y=y, name=label,
                                 legendgroup=label, showlegend=label not in {c[1] for c in drawn},
                                 line=dict(color=color, dash=dash), row=1, col=col)
                 drawn.append((name, label))

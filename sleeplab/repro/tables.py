@@ -1,5 +1,5 @@
 """The reproduction's tables, computed from the shipped curves alone: seeds at equal
-tokens against a compute-matched control, seeds at equal compute, the update-rule ablation, the depth x sleep grid, the evicting
+tokens against a compute-matched control (equal compute: ``sleeplab.repro.compute``), the update-rule ablation, the depth x sleep grid, the evicting
 transformer against input-blind guesses, Depo per hop count, the variable-N models evaluated at test-time
 N, and the shipped checkpoints against a fresh held-out set.
 ``python -m sleeplab.repro tables`` prints them;
@@ -10,12 +10,10 @@ import json
 from pathlib import Path
 
 from .recipes import study_name
-from .results import cell_info, cell_name, data_dir, final, load_curves, standard_error
+from .results import cell_name, data_dir, final, load_curves, standard_error
 
 STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
 DEEP_BUDGETS = (100e6, 200e6, 300e6, 400e6, 500e6)   # and of the 500 M-token runs at t = 16
-# passes x tokens at which N = 1 and N = 4 are compared at equal compute (each N = 1 run's whole range)
-COMPUTE_BUDGETS = {8: (50e6, 75e6, 100e6), 12: (100e6, 150e6, 200e6, 250e6), 16: DEEP_BUDGETS}
 
 
 def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
@@ -90,69 +88,6 @@ def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: flo
                       "high_above_control": min(hi) > ctrl[0] if hi and ctrl else None,
                       "win": (gap >= win_points and min(hi) > max(lo)) if both else None}
     return verdict
-
-
-def passes_per_token(curve: dict) -> float:
-    """Passes of the block stack per training token: the compute of a Rule 110 run, per token. A sleeping
-    model runs N passes over each context window and one over the query tokens (the paper's layout:
-    96 context and 4 query tokens, so N = 4 costs 0.96 x 4 + 0.04 = 3.88 passes a token; the H200
-    benchmark's step times, 47.7 against 12.45 ms, give 3.83); N = 1 and attention-only models run one.
-    A variable-N model counts its mean N."""
-    from ..tasks.rule110 import Rule110Config
-    info = cell_info(curve)
-    if info["task"] != "rule110":
-        raise ValueError(f"passes_per_token counts Rule 110's layout; {curve.get('cell')!r} trained {info['task']!r}")
-    if info["preset"].startswith("transformer"):
-        return 1.0
-    n = info["n_sleep"]
-    mean_n = sum(map(int, n.split(".."))) / 2 if isinstance(n, str) else n
-    layout = Rule110Config(**curve["config"].get("task_args", {}))
-    context = layout.n_states * layout.window
-    share = context / (context + layout.n_states)
-    return share * mean_n + (1 - share)
-
-
-def interpolate(curve: dict, tokens: float, key: str = "exact") -> float | None:
-    """``key`` at ``tokens`` training tokens, linear between the two evaluations around it (they fall
-    every 10-13 M tokens); None outside the evaluated range: a run is never extrapolated."""
-    points = curve["points"]
-    if not points[0]["tokens"] <= tokens <= points[-1]["tokens"]:
-        return None
-    after = next(i for i, p in enumerate(points) if p["tokens"] >= tokens)
-    b = points[after]
-    if b["tokens"] == tokens or after == 0:
-        return b[key]
-    a = points[after - 1]
-    w = (tokens - a["tokens"]) / (b["tokens"] - a["tokens"])
-    return a[key] + w * (b[key] - a[key])
-
-
-# the runs compared at equal compute, per depth: the recipe they trained with and cell(n, seed) naming them
-COMPUTE_MATCHED = {8: ("first grid", first_grid_cell(8)), 12: ("paper's recipe", study_cell(12)),
-                   16: ("paper's recipe", study_cell(16, run_tokens="500M"))}
-
-
-def compute_matched_table(curves: dict[str, dict] | None = None, t: int = 12, cell=None, ns=(1, 4),
-                          seeds=(0, 1, 2), budgets=None) -> list[dict]:
-    """Every seed of each N at equal compute: at ``budgets`` passes x tokens (default
-    ``COMPUTE_BUDGETS[t]``), each run read at compute / :func:`passes_per_token` of its tokens
-    (``interpolate``d), so N = 4 is read at about a quarter of N = 1's tokens. Rows carry the
-    compute as ``at`` and budget "equal", the shape :func:`seeds_verdict` reads. ``cell(n, seed)`` names
-    the runs (default: ``COMPUTE_MATCHED[t]``'s). Runs whose range does not reach a budget are left
-    out at it."""
-    curves = load_curves() if curves is None else curves
-    cell = cell or COMPUTE_MATCHED[t][1]
-    rows = []
-    for compute in budgets or COMPUTE_BUDGETS[t]:
-        for n in ns:
-            for seed in seeds:
-                c = curves.get(cell(n, seed))
-                tokens = compute / passes_per_token(c) if c else None
-                exact = interpolate(c, tokens) if c else None
-                if exact is not None:
-                    rows.append({"cell": cell(n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
-                                 "at": compute, "tokens": tokens, "exact": exact})
-    return rows
 
 
 def ablation_table(curves: dict[str, dict] | None = None, t: int = 8, n: int = 2,

@@ -1,0 +1,109 @@
+"""Sleep at equal compute: what a Rule 110 run costs per token (passes of the block stack), every run
+read at equal passes x tokens, and the token exchange rate, how many more tokens N = 1 needs than N = 4
+to reach the same accuracy. Sleep can win at equal compute only where that rate exceeds N = 4's price
+per token (3.88 passes against 1). ``python -m sleeplab.repro tables`` prints both tables."""
+from __future__ import annotations
+
+from .results import cell_info, load_curves
+from .tables import DEEP_BUDGETS, first_grid_cell, study_cell
+
+# passes x tokens at which N = 1 and N = 4 are compared (within each N = 1 run's whole range)
+COMPUTE_BUDGETS = {8: (50e6, 75e6, 100e6), 12: (100e6, 150e6, 200e6, 250e6), 16: DEEP_BUDGETS}
+# held-out exact accuracies at which the tokens each N needed are compared
+LEVELS = {8: (0.5, 0.7, 0.9), 12: (0.2, 0.3, 0.4, 0.5), 16: (0.15, 0.2, 0.25, 0.3)}
+
+
+def passes_per_token(curve: dict) -> float:
+    """Passes of the block stack per training token: the compute of a Rule 110 run, per token. A sleeping
+    model runs N passes over each context window and one over the query tokens (the paper's layout:
+    96 context and 4 query tokens, so N = 4 costs 0.96 x 4 + 0.04 = 3.88 passes a token; the H200
+    benchmark's step times, 47.7 against 12.45 ms, give 3.83); N = 1 and attention-only models run one.
+    A variable-N model counts its mean N."""
+    from ..tasks.rule110 import Rule110Config
+    info = cell_info(curve)
+    if info["task"] != "rule110":
+        raise ValueError(f"passes_per_token counts Rule 110's layout; {curve.get('cell')!r} trained {info['task']!r}")
+    if info["preset"].startswith("transformer"):
+        return 1.0
+    n = info["n_sleep"]
+    mean_n = sum(map(int, n.split(".."))) / 2 if isinstance(n, str) else n
+    layout = Rule110Config(**curve["config"].get("task_args", {}))
+    context = layout.n_states * layout.window
+    share = context / (context + layout.n_states)
+    return share * mean_n + (1 - share)
+
+
+def interpolate(curve: dict, tokens: float, key: str = "exact") -> float | None:
+    """``key`` at ``tokens`` training tokens, linear between the two evaluations around it (they fall
+    every 10-13 M tokens); None outside the evaluated range: a run is never extrapolated."""
+    points = curve["points"]
+    if not points[0]["tokens"] <= tokens <= points[-1]["tokens"]:
+        return None
+    after = next(i for i, p in enumerate(points) if p["tokens"] >= tokens)
+    b = points[after]
+    if b["tokens"] == tokens or after == 0:
+        return b[key]
+    a = points[after - 1]
+    w = (tokens - a["tokens"]) / (b["tokens"] - a["tokens"])
+    return a[key] + w * (b[key] - a[key])
+
+
+# the runs compared at equal compute, per depth: the recipe they trained with and cell(n, seed) naming them
+COMPUTE_MATCHED = {8: ("first grid", first_grid_cell(8)), 12: ("paper's recipe", study_cell(12)),
+                   16: ("paper's recipe", study_cell(16, run_tokens="500M"))}
+
+
+def compute_matched_table(curves: dict[str, dict] | None = None, t: int = 12, cell=None, ns=(1, 4),
+                          seeds=(0, 1, 2), budgets=None) -> list[dict]:
+    """Every seed of each N at equal compute: at ``budgets`` passes x tokens (default
+    ``COMPUTE_BUDGETS[t]``), each run read at compute / :func:`passes_per_token` of its tokens
+    (``interpolate``d), so N = 4 is read at about a quarter of N = 1's tokens. Rows carry the
+    compute as ``at`` and budget "equal", the shape :func:`seeds_verdict` reads. ``cell(n, seed)`` names
+    the runs (default: ``COMPUTE_MATCHED[t]``'s). Runs whose range does not reach a budget are left
+    out at it."""
+    curves = load_curves() if curves is None else curves
+    cell = cell or COMPUTE_MATCHED[t][1]
+    rows = []
+    for compute in budgets or COMPUTE_BUDGETS[t]:
+        for n in ns:
+            for seed in seeds:
+                c = curves.get(cell(n, seed))
+                tokens = compute / passes_per_token(c) if c else None
+                exact = interpolate(c, tokens) if c else None
+                if exact is not None:
+                    rows.append({"cell": cell(n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
+                                 "at": compute, "tokens": tokens, "exact": exact})
+    return rows
+
+
+def tokens_to_reach(curve: dict, level: float) -> float | None:
+    """The training tokens at which a curve first reaches ``level`` exact accuracy (linear between the
+    evaluations around the crossing); None if it never does within the run."""
+    points = curve["points"]
+    if points[0]["exact"] >= level:
+        return points[0]["tokens"]
+    for a, b in zip(points, points[1:]):
+        if b["exact"] >= level:
+            return a["tokens"] + (level - a["exact"]) / (b["exact"] - a["exact"]) * (b["tokens"] - a["tokens"])
+    return None
+
+
+def exchange_rate_table(curves: dict[str, dict] | None = None, t: int = 12, levels=None, seeds=(0, 1, 2),
+                        cell=None) -> list[dict]:
+    """Per accuracy level and seed: the tokens N = 1 and N = 4 of that seed needed to reach it, and
+    ``ratio`` = N = 1's / N = 4's. Where N = 4 got there and N = 1 did not, ``ratio`` is a lower bound
+    (N = 1's last tokens / N = 4's, ``bound`` True). Levels N = 4 never reached are left out."""
+    curves = load_curves() if curves is None else curves
+    cell = cell or COMPUTE_MATCHED[t][1]
+    rows = []
+    for level in levels or LEVELS[t]:
+        for seed in seeds:
+            n1, n4 = curves.get(cell(1, seed)), curves.get(cell(4, seed))
+            if not (n1 and n4) or tokens_to_reach(n4, level) is None:
+                continue
+            t1, t4 = tokens_to_reach(n1, level), tokens_to_reach(n4, level)
+            bound = t1 is None
+            t1_or_end = n1["points"][-1]["tokens"] if bound else t1
+            rows.append({"t": t, "level": level, "seed": seed, "tokens_n1": t1, "tokens_n4": t4,
+                         "ratio": t1_or_end / t4, "bound": bound})
+    return rows
