@@ -44,3 +44,22 @@ def test_op_mode_records_sit_beside_the_chunk_records_not_over_them(tmp_path):
     assert sorted((r["impl"], r["op_mode"]) for r in listed) == [
         ("eager", "chunk"), ("sleeplab", "chunk"), ("sleeplab", "triton")]
     assert all(r["command"].endswith("--op-mode chunk triton --out " + str(out)) for r in listed)
+
+
+def test_profile_summary_counts_kernels_a_step_by_family_without_annotation_ranges():
+    import importlib.util
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("profile_step", ROOT / "benchmarks" / "profile_step.py")
+    profile_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(profile_step)
+    cuda, cpu = SimpleNamespace(name="CUDA"), SimpleNamespace(name="CPU")
+
+    def event(name, us, device=cuda, annotation=False):
+        return SimpleNamespace(name=name, device_time_total=us, device_type=device, is_user_annotation=annotation)
+    events = [event("triton_poi_fused_add_0", 8), event("triton_poi_fused_mul_1", 8), event("_gdn_fwd", 100),
+              event("sm90_xmma_gemm_bf16", 10), event("Optimizer.step#AdamW.step", 500),
+              event("ProfilerStep", 900, annotation=True), event("aten::mm", 50, device=cpu)]
+    s = profile_step.summarize(events, steps=2)
+    assert s["kernels"] == 2 and s["kernel_ms"] == 126 / 2 / 1e3
+    assert list(s["families"]) == ["gdn (sleeplab triton)", "fused (inductor)", "matmul"]   # by time
+    assert s["families"]["fused (inductor)"] == {"kernels": 1, "ms": 8e-3, "us_each": 8}
