@@ -64,10 +64,33 @@ def test_plan_adds_the_deep_grid_then_seeds_once_the_screen_is_done(tmp_path, pa
     assert not any("-t24-" in c and "-s1-" in c for c in after)
 
 
-def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path):
+def test_plan_runs_the_deep_grid_before_the_screens_unfinished_runs(tmp_path):
+    known = {study_name(12, 4, "paper", 0): 0.65, study_name(12, 4, "norm", 0): 0.50}
+    cells = plan(tmp_path, known)
+    assert cells.index("study-t16-n4-paper-s0-500M") < cells.index("study-t12-n4-muonN-s0")
+    assert not any("norm" in c and "-s1" in c for c in cells)   # no factor seeds until the screen is done
+    known |= {"study-t16-n4-paper-s0-500M": 0.34, "study-t16-n1-paper-s0-500M": 0.27}
+    cells = plan(tmp_path, known)
+    assert cells.index("study-t16-n4-paper-s1-500M") < cells.index("study-t16-n1-paper-s0-2B") < cells.index(
+        "study-t12-n4-paper-s0-500M")
+
+
+def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path, monkeypatch):
+    from sleeplab.repro import recipes
     from sleeplab.train.cli import main
+    monkeypatch.setattr(recipes, "shipped", lambda: {})
     assert main(["repro", "study", "plan", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "rule110-t8-n1-41M"
+
+
+def test_plan_on_a_fresh_machine_starts_after_what_the_shipped_curves_finished(capsys, tmp_path):
+    from sleeplab.repro import recipes
+    known = recipes.shipped()
+    assert known                                     # the repository ships finished study runs
+    assert recipes.main(["plan", "--out", str(tmp_path)]) == 0
+    todo = capsys.readouterr().out.split()
+    assert todo and not set(todo) & set(known)        # nothing shipped as finished runs again
+    assert todo[0] == next(c for c in plan(tmp_path, known) if c not in known)
 
 
 def test_queue_runs_given_cells_in_order_and_skips_finished_ones(tmp_path, monkeypatch):

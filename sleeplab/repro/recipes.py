@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from ..train.config import TrainConfig, parse_count
+from .results import load_curves
 
 STEPS_PER_250M = 4883  # ceil(250e6 / (512 x 100)): the study's budget for Rule 110 at batch 512
 FACTORS: dict[str, tuple[dict, dict]] = {  # name -> (model_args, train config changes)
@@ -82,14 +83,34 @@ def study_config(name: str) -> TrainConfig:
                        tokens=budget, seed=seed, **changes)
 
 
-def final_exact(runs: Path, name: str) -> float | None:
+def shipped() -> dict[str, float]:
+    """The final exact accuracy of every finished run in the shipped curves (``data/results/curves.json``),
+    so that a runner on a fresh machine knows what earlier sessions finished; {} where none are shipped."""
+    try:
+        curves = load_curves()
+    except FileNotFoundError:
+        return {}
+    return {cell: c["points"][-1]["exact"] for cell, c in curves.items() if c.get("done")}
+
+
+def final_exact(runs: Path, name: str, known: dict[str, float] | None = None) -> float | None:
+    """A finished run's final held-out exact: from its done.json under ``runs``, else from ``known``
+    (e.g. :func:`shipped`); None while it is unfinished."""
     done = runs / name / "done.json"
-    return json.loads(done.read_text())["final"]["exact"] if done.exists() else None
+    if done.exists():
+        return json.loads(done.read_text())["final"]["exact"]
+    return (known or {}).get(name)
 
 
-def best_factors(runs: Path) -> list[str] | None:
+def lead(runs: Path, t: int, recipe: str, seed: int = 0, tokens: str = "250M", known=None) -> float | None:
+    """N = 4's final exact minus N = 1's for one depth, recipe, seed and run length; None until both are done."""
+    n4, n1 = (final_exact(runs, study_name(t, n, recipe, seed, tokens), known) for n in (4, 1))
+    return None if n4 is None or n1 is None else n4 - n1
+
+
+def best_factors(runs: Path, known=None) -> list[str] | None:
     """The screen's factors, best first by final held-out exact at N = 4; None until all are done."""
-    scores = {f: final_exact(runs, study_name(12, 4, f, 0)) for f in SCREEN}
+    scores = {f: final_exact(runs, study_name(12, 4, f, 0), known) for f in SCREEN}
     if any(v is None for v in scores.values()):
         return None
     return sorted(SCREEN, key=lambda f: -scores[f])
@@ -99,35 +120,29 @@ def combine(a: str, b: str) -> str:
     return "+".join(sorted({a, b}, key=list(FACTORS).index))
 
 
-def lead(runs: Path, t: int, recipe: str, seed: int = 0, tokens: str = "250M") -> float | None:
-    """N = 4's final exact minus N = 1's for one depth, recipe, seed and run length; None until both are done."""
-    n4, n1 = (final_exact(runs, study_name(t, n, recipe, seed, tokens)) for n in (4, 1))
-    return None if n4 is None or n1 is None else n4 - n1
-
-
-def plan(runs: Path) -> list[str]:
-    """Every cell wanted given the results so far, in priority order. Rules fixed before the runs:
-    the two best screen factors (compatible: not both an injection) and their combination get three
-    seeds at t = 12 beside the paper's recipe; the deep grid takes the screen's best recipe; a depth
-    where its N = 4 leads N = 1 by >= 5 points (seed 0) gets seeds 1 and 2. Amended before the runs
-    each amendment changes (docs/results.md): after the screen, the paper's recipe counts as a
-    candidate for the deep grid and its t = 12 seeds run first; after those, the deep grid runs for
-    500 M tokens (t = 12 too), ahead of the factors' seeds; where seed 0's N = 4 leads at 500 M, N = 1
-    seed 0 also runs on N = 4's compute (2 B tokens: 500 M x 3.88 passes a token)."""
+def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
+    """Every cell wanted given the results so far (finished runs under ``runs``, and ``known`` final
+    accuracies, e.g. the shipped curves), in priority order. Rules fixed before the runs: the two best
+    screen factors (compatible: not both an injection) and their combination get three seeds at
+    t = 12 beside the paper's recipe; the deep grid takes the screen's best recipe; a depth where its
+    N = 4 leads N = 1 by >= 5 points (seed 0) gets seeds 1 and 2. Amended before the runs each
+    amendment changes (docs/results.md): after the screen, the paper's recipe counts as a candidate
+    for the deep grid and its t = 12 seeds run first; then the deep grid runs for 500 M tokens (t = 12
+    too), ahead of the factors' seeds and of the screen runs left unfinished (the deep grid takes the
+    best finished recipe); where seed 0's N = 4 leads at 500 M, N = 1 seed 0 also runs on N = 4's
+    compute (2 B tokens: 500 M x 3.88 passes a token)."""
+    done = lambda name: final_exact(runs, name, known)                 # noqa: E731
     cells = [f"rule110-t8-n{n}-41M" for n in (1, 2, 4)]               # per-N checkpoints for notebooks
     cells += [study_name(12, n, "paper", s) for s in (0, 1, 2) for n in (4, 1)]  # the paper's seeds
-    cells += [study_name(12, 4, r, 0) for r in SCREEN]                 # stage 1: the screen
-    ranked = best_factors(runs)
-    if ranked is None:
-        return cells
-    first = ranked[0]
-    second = next(f for f in ranked[1:] if not {first, f} <= {"inject", "adapter"})
-    both = combine(first, second)
-    deep = max(("paper", first), key=lambda r: final_exact(runs, study_name(12, 4, r, 0)) or 0.0)
+    screen = [study_name(12, 4, r, 0) for r in SCREEN]                 # stage 1: the screen
+    if done(study_name(12, 4, "paper", 0)) is None or all(done(c) is None for c in screen):
+        return cells + screen
+    scored = ["paper"] + [r for r in SCREEN if done(study_name(12, 4, r, 0)) is not None]
+    deep = max(scored, key=lambda r: done(study_name(12, 4, r, 0)))
     long = lambda t, n, s: study_name(t, n, deep, s, "500M")           # noqa: E731
     for t in (16, 12, 24):                                             # stage 3: the deep grid, 500 M
         cells += [long(t, n, 0) for n in (4, 1)]
-        gap = lead(runs, t, deep, tokens="500M")
+        gap = lead(runs, t, deep, tokens="500M", known=known)
         if gap is not None and gap >= 0.05:
             cells += [long(t, n, s) for s in (1, 2) for n in (4, 1)]
             cells.append(study_name(t, 1, deep, 0, "2B"))              # N = 1 at N = 4's compute
@@ -135,17 +150,24 @@ def plan(runs: Path) -> list[str]:
             cells += [long(12, n, s) for s in (1, 2) for n in (4, 1)]  # t = 12's seeds go on to 500 M
     cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]        # stage 4: the paper's depth
     cells += [study_name(12, 2, deep, 0), long(16, 2, 0)]
-    for r in (first, second, both):                                    # stage 2: the factors' seeds
-        cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
+    cells += screen                                                    # the screen's unfinished runs
+    ranked = best_factors(runs, known)
+    if ranked is not None:                                             # stage 2: the factors' seeds
+        first = ranked[0]
+        second = next(f for f in ranked[1:] if not {first, f} <= {"inject", "adapter"})
+        for r in (first, second, combine(first, second)):
+            cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
     cells += [study_name(8, n, deep, 0) for n in (1, 2, 4)]
     return list(dict.fromkeys(cells))
 
 
-def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | None = None) -> None:
+def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | None = None,
+          known: dict[str, float] | None = None) -> None:
     """Start the plan's cells (or ``cells``, in that order, when a session's budget covers only some),
     ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
     log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
-    continues. Runs until every wanted cell is done. Stop it with SIGTERM (``kill PID``, or ``timeout``
+    continues, one in ``known`` (finished elsewhere, e.g. :func:`shipped`) is skipped too. Runs until
+    every wanted cell is done. Stop it with SIGTERM (``kill PID``, or ``timeout``
     around a device call): each run gets SIGTERM in turn, saves its last finished step and stops, and
     the queue returns once all have; the next queue on the same directory resumes them."""
     runs.mkdir(parents=True, exist_ok=True)
@@ -162,8 +184,8 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | Non
                         (runs / name / "failed").write_text(f"rc {proc.returncode}\n")
                     print(f"{time.strftime('%H:%M:%S')} ended {name} rc={proc.returncode} "
                           f"exact={final_exact(runs, name)}", flush=True)
-            todo = [c for c in (cells or plan(runs)) if c not in running and final_exact(runs, c) is None
-                    and not (runs / c / "failed").exists()]
+            todo = [c for c in (cells or plan(runs, known)) if c not in running
+                    and final_exact(runs, c, known) is None and not (runs / c / "failed").exists()]
             for name in todo[:max(parallel - len(running), 0)]:
                 log = open(runs / f"{name}.log", "a")
                 # a session of its own, as in a sweep: a signal to the queue's group (Ctrl-C) reaches
@@ -218,7 +240,7 @@ def main(argv=None, check=study_config) -> int:
     ap = argparse.ArgumentParser(prog="sleeplab repro study", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("plan", help="the cells wanted now, in order")
+    p = sub.add_parser("plan", help="the cells still to run, in order (runs finished under --out or shipped are done)")
     p.add_argument("--out", type=Path, default=Path("runs"))
     q = sub.add_parser("queue", help="run the plan")
     q.add_argument("--out", type=Path, default=Path("runs"))
@@ -231,14 +253,15 @@ def main(argv=None, check=study_config) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "status":
         print(status(args.out))
-    elif args.cmd == "plan":
-        print("\n".join(plan(args.out)))
+    elif args.cmd == "plan":  # what is still to run: finished here or shipped counts as done
+        known = shipped()
+        print("\n".join(c for c in plan(args.out, known) if final_exact(args.out, c, known) is None))
     else:
         if args.parallel < 1:
             raise SystemExit(f"--parallel must be >= 1, got {args.parallel}")
         for name in args.cells or []:
             check(name)  # every name checked before anything starts
-        queue(args.out, args.parallel, cells=args.cells)
+        queue(args.out, args.parallel, cells=args.cells, known=shipped())
     return 0
 
 
