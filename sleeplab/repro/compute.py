@@ -64,15 +64,15 @@ def compute_matched_table(curves: dict[str, dict] | None = None, t: int = 12, ce
     curves = load_curves() if curves is None else curves
     cell = cell or COMPUTE_MATCHED[t][1]
     rows = []
-    for compute in budgets or COMPUTE_BUDGETS[t]:
+    for spent in budgets or COMPUTE_BUDGETS[t]:
         for n in ns:
             for seed in seeds:
                 c = curves.get(cell(n, seed))
-                tokens = compute / passes_per_token(c) if c else None
+                tokens = spent / passes_per_token(c) if c else None
                 exact = interpolate(c, tokens) if c else None
                 if exact is not None:
                     rows.append({"cell": cell(n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
-                                 "at": compute, "tokens": tokens, "exact": exact})
+                                 "at": spent, "tokens": tokens, "exact": exact})
     return rows
 
 
