@@ -58,9 +58,9 @@ def rate_change_gap(eager: dict, start: dict, precision: str, steps: int, n_ramp
     """How far from the eager run ``eager`` an eager run with both learning rates 5 % higher ends: the
     smallest difference we call a bug. Rounding alone moves two runs apart too: Muon orthogonalises in
     bf16, so any change in a gradient can flip the bf16 rounding of an update element, and training
-    carries that forward. Measured on the CPU (the paper model at N = 4, batch 32, 10-14 steps): any
-    perturbation of the weights from 1e-7 to 1e-5 of their size left the weights 1.2-1.4 % of their
-    movement apart, a 5 % higher Muon rate 6.7 %, one batch swapped 30 %."""
+    carries that forward. ``python benchmarks/step_noise.py`` measures both on the CPU (the paper model at
+    N = 4, batch 32, 10 steps): a perturbation of the weights by 1e-7 to 1e-5 of their size left them
+    1.2-1.4 % of their movement apart, 5 % higher rates 9.4 %."""
     _, changed = train_steps(paper_model(device=device, **options), False, precision, steps, n_ramp_steps,
                              rate=RATE_CHANGE, size=size)
     return relative_gap(changed, eager, start)

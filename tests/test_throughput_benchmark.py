@@ -63,3 +63,14 @@ def test_profile_summary_counts_kernels_a_step_by_family_without_annotation_rang
     assert s["kernels"] == 2 and s["kernel_ms"] == 126 / 2 / 1e3
     assert list(s["families"]) == ["gdn (sleeplab triton)", "fused (inductor)", "matmul"]   # by time
     assert s["families"]["fused (inductor)"] == {"kernels": 1, "ms": 8e-3, "us_each": 8}
+
+
+def test_step_noise_records_every_change_against_the_unperturbed_run(tmp_path):
+    out = tmp_path / "step_noise.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_noise.py"), "--n-sleep", "1", "--steps", "3",
+                    "--batch-size", "4", "--out", str(out)], check=True, cwd=ROOT, capture_output=True)
+    (record,) = json.loads(out.read_text())
+    assert record["card"].startswith("cpu") and record["steps"] == 3 and record["n_sleep"] == 1
+    gaps = {r["change"]: r["weight_gap"] for r in record["rows"]}
+    assert len(gaps) == 5 and all(g > 0 for g in gaps.values())   # every change reached the weights
+    assert gaps["both rates x 1.1"] > gaps["weights x (1 + 1e-07 noise)"]
