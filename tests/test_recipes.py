@@ -118,8 +118,9 @@ import subprocess, sys
 from pathlib import Path
 from sleeplab.repro import recipes
 runs, real = Path(sys.argv[1]), subprocess.Popen
-RUN = ("import signal, sys, time; from pathlib import Path; Path(sys.argv[1]).write_text('started'); "
-       "signal.signal(signal.SIGTERM, lambda *_: (Path(sys.argv[1]).write_text('saved'), sys.exit(0))); time.sleep(120)")
+RUN = ("import signal, sys, time; from pathlib import Path; "
+       "signal.signal(signal.SIGTERM, lambda *_: (Path(sys.argv[1]).write_text('saved'), sys.exit(0))); "
+       "Path(sys.argv[1]).write_text('started'); time.sleep(120)")   # 'started' once it can save
 # each run: a process that, like a training run, saves and stops on SIGTERM
 recipes.subprocess.Popen = lambda argv, **kw: real([sys.executable, "-c", RUN, str(runs / "run-state")], **kw)
 recipes.queue(runs, 1, poll_s=0.05, cells=["study-t12-n4-paper-s0"])
