@@ -25,18 +25,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the GPU suite's runs, so this measures what its tests compare
 
 from sleeplab.device import card_name, pick_device  # noqa: E402
-from step_runs import BATCH, paper_model, relative_gap, train_steps, weights  # noqa: E402
+from step_runs import BATCH, paper_model, perturb, relative_gap, train_steps, weights  # noqa: E402
 
 PERTURBATIONS = (1e-7, 1e-6, 1e-5)
 RATES = (1.05, 1.10)
-
-
-def perturbed(model, eps: float, seed: int = 1):
-    noise = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(1 + eps * torch.randn(p.shape, generator=noise).to(p.device))
-    return model
 
 
 def main(argv=None):
@@ -54,7 +46,7 @@ def main(argv=None):
     start = weights(paper_model(args.n_sleep, device=device))
     ref_losses, ref = run(paper_model(args.n_sleep, device=device))
     rows = []
-    for change, model, rate in ([(f"weights x (1 + {eps:g} noise)", perturbed(paper_model(args.n_sleep, device=device), eps), 1.0)
+    for change, model, rate in ([(f"weights x (1 + {eps:g} noise)", perturb(paper_model(args.n_sleep, device=device), eps), 1.0)
                                  for eps in PERTURBATIONS]
                                 + [(f"both rates x {r:g}", paper_model(args.n_sleep, device=device), r) for r in RATES]):
         losses, end = run(model, rate)

@@ -41,6 +41,16 @@ def train_steps(model, fast: bool, precision: str, steps: int, n_ramp_steps: int
     return torch.tensor(losses), weights(model)
 
 
+def perturb(model, eps: float, seed: int = 1):
+    """``model`` with every weight multiplied by 1 + eps x noise: a rounding-level difference when eps is
+    near float32's precision, as reordered sums make them."""
+    noise = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1 + eps * torch.randn(p.shape, generator=noise).to(p.device))
+    return model
+
+
 def weights(model) -> dict:
     return {k: v.detach().float().clone() for k, v in model.state_dict().items()}
 

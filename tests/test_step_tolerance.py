@@ -1,9 +1,7 @@
 """The yardstick of the GPU suite's graph-against-eager tests (``step_runs.rate_change_gap``: half of what a
 5 % change of the learning rates does to the weights), checked on the CPU where the eager step runs: a
 rounding-level difference between two runs stays well inside it."""
-import torch
-
-from step_runs import paper_model, rate_change_gap, relative_gap, train_steps, weights
+from step_runs import paper_model, perturb, rate_change_gap, relative_gap, train_steps, weights
 
 STEPS, SIZE, N = 10, 16, 2   # the GPU tests' 10 steps; a smaller batch and N keep this at seconds
 
@@ -11,12 +9,7 @@ STEPS, SIZE, N = 10, 16, 2   # the GPU tests' 10 steps; a smaller batch and N ke
 def test_a_rounding_level_difference_stays_inside_half_a_five_percent_rate_change():
     start = weights(paper_model(N, device="cpu"))
     _, eager = train_steps(paper_model(N, device="cpu"), False, "fp32", STEPS, size=SIZE)
-    rounded = paper_model(N, device="cpu")
-    noise = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # 1e-7 of each weight: a few fp32 roundings, as reordered sums make them
-        for p in rounded.parameters():
-            p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=noise))
-    _, rounded = train_steps(rounded, False, "fp32", STEPS, size=SIZE)
+    _, rounded = train_steps(perturb(paper_model(N, device="cpu"), 1e-7), False, "fp32", STEPS, size=SIZE)
     bound = rate_change_gap(eager, start, "fp32", STEPS, device="cpu", size=SIZE, n_sleep=N) / 2
     gap = relative_gap(rounded, eager, start)
     assert 0 < gap < bound, (gap, bound)   # 0 would mean the perturbation never reached the weights

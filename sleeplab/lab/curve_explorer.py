@@ -47,6 +47,7 @@ def groups(curves: dict[str, dict]) -> dict[str, list[str]]:
 
 
 def rule110_cells(curves: dict[str, dict]) -> list[str]:
+    """Every Rule 110 cell of ``curves``, sorted (the file holds Depo runs too)."""
     return sorted(c for c in curves if results.cell_info(curves[c])["task"] == "rule110")
 
 
@@ -58,8 +59,8 @@ class CurveExplorer:
     def __init__(self, curves: dict[str, dict], blind: dict[int, float]):
         self.curves, self.blind = curves, blind
         self.cells = rule110_cells(curves)
-        self.groups = {name: [c for c in cells if c in curves] for name, cells in groups(curves).items()}
-        self.groups = {name: cells for name, cells in self.groups.items() if cells}
+        self.groups = {name: shipped for name, cells in groups(curves).items()
+                       if (shipped := [c for c in cells if c in curves])}
         palette = qualitative.D3
         self.color = {cell: palette[i % len(palette)] for i, cell in enumerate(self.cells)}
 
