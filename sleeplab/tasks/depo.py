@@ -47,7 +47,7 @@ PRESETS = {
     # teaching runs (the default)
     "small": dict(n_nodes=48, n_min=17, k_range=(1, 16), n_queries=10, vocab_size=3, word_len=(3, 4),
                   window=128),
-    # upstream Depo2 word format (tasks.md §3.3 "paper-like"): ~1.5k context tokens over 6 windows
+    # upstream Depo2 word format ("paper-like"): ~1.5k context tokens over 6 windows
     "paper": dict(n_nodes=100, n_min=17, k_range=(1, 16), n_queries=10, vocab_size=3, word_len=(5, 7),
                   window=256),
     # the sleep paper's reported sizes: <= 75 nodes, edges padded to 300 tokens = 4 windows of 75

@@ -1,4 +1,4 @@
-r"""GSM-Infinite-style arithmetic over a hidden computation graph (paper §6.3; tasks.md §4.3).
+r"""GSM-Infinite-style arithmetic over a hidden computation graph (paper §6.3).
 
 Our own reimplementation of the idea of GSM-Infinite's symbolic subset (that repository has no licence,
 so nothing of its code, names or data is used). A problem is a shuffled list of assignment statements;
