@@ -60,8 +60,24 @@ def test_plan_adds_the_deep_grid_then_seeds_once_the_screen_is_done(tmp_path, pa
     _finish(tmp_path, "study-t24-n1-paper-s0-500M", 0.10)   # a 2-point lead: no seeds at t = 24
     after = plan(tmp_path)
     assert f"study-t16-n4-{deep}-s2-500M" in after and "study-t16-n1-paper-s1-500M" in after
-    assert "study-t16-n1-paper-s0-2B" in after and "study-t24-n1-paper-s0-2B" not in after
+    assert not any(c.endswith("-2B") for c in after)         # seed 0 alone does not buy the 2 B run
     assert not any("-t24-" in c and "-s1-" in c for c in after)
+    for s, (n4, n1) in {1: (0.25, 0.26), 2: (0.30, 0.26)}.items():  # mean lead +3.3 points
+        _finish(tmp_path, f"study-t16-n4-{deep}-s{s}-500M", n4)
+        _finish(tmp_path, f"study-t16-n1-paper-s{s}-500M", n1)
+    assert not any(c.endswith("-2B") for c in plan(tmp_path))
+    _finish(tmp_path, f"study-t16-n4-{deep}-s1-500M", 0.33)           # mean lead +6.0 points
+    assert "study-t16-n1-paper-s0-2B" in plan(tmp_path) and "study-t24-n1-paper-s0-2B" not in plan(tmp_path)
+
+
+def test_plan_waits_for_three_seeds_before_the_compute_matched_run(tmp_path):
+    known = {study_name(12, 4, "paper", 0): 0.65, study_name(12, 4, "norm", 0): 0.50,
+             "study-t16-n4-paper-s0-500M": 0.344,
+             "study-t16-n1-paper-s0-500M": 0.270, "study-t16-n4-paper-s1-500M": 0.251,
+             "study-t16-n1-paper-s1-500M": 0.258, "study-t16-n1-paper-s2-500M": 0.261}
+    todo = [c for c in plan(tmp_path, known) if c not in known]
+    assert todo.index("study-t16-n4-paper-s2-500M") < todo.index("study-t12-n4-paper-s0-500M")
+    assert "study-t16-n1-paper-s0-2B" not in todo
 
 
 def test_plan_runs_the_deep_grid_before_the_screens_unfinished_runs(tmp_path):
@@ -69,7 +85,9 @@ def test_plan_runs_the_deep_grid_before_the_screens_unfinished_runs(tmp_path):
     cells = plan(tmp_path, known)
     assert cells.index("study-t16-n4-paper-s0-500M") < cells.index("study-t12-n4-muonN-s0")
     assert not any("norm" in c and "-s1" in c for c in cells)   # no factor seeds until the screen is done
-    known |= {"study-t16-n4-paper-s0-500M": 0.34, "study-t16-n1-paper-s0-500M": 0.27}
+    known |= {"study-t16-n4-paper-s0-500M": 0.34, "study-t16-n1-paper-s0-500M": 0.27,
+              "study-t16-n4-paper-s1-500M": 0.33, "study-t16-n1-paper-s1-500M": 0.26,
+              "study-t16-n4-paper-s2-500M": 0.33, "study-t16-n1-paper-s2-500M": 0.26}
     cells = plan(tmp_path, known)
     assert cells.index("study-t16-n4-paper-s1-500M") < cells.index("study-t16-n1-paper-s0-2B") < cells.index(
         "study-t12-n4-paper-s0-500M")

@@ -5,8 +5,8 @@ atomics (the scatter of the scored positions' gradients, index_put with accumula
 can change from run to run, so two unbroken runs may already differ by float rounding, which training
 carries forward. The tolerance is that noise, measured: the resumed run may differ from an unbroken one
 by at most 3x what a second unbroken run does (and 0.1 % of what the steps after the stop moved the
-weights, if the card turns out deterministic). A resume that lost the optimiser state, replayed a batch
-or reset the schedule is off by the order of that movement itself.
+weights, if the card turns out deterministic), and so may its logged losses. A resume that lost the
+optimiser state, replayed a batch or reset the schedule is off by the order of that movement itself.
 """
 import json
 import signal
@@ -61,10 +61,14 @@ def test_fast_training_resumes_after_sigterm(tmp_path):
     noise = relative_gap(again, reference, at_stop)
     gap = relative_gap(resumed, reference, at_stop)
     assert gap <= max(3 * noise, 1e-3), f"resumed run off by {gap:.2e} of the movement; run-to-run noise {noise:.2e}"
-    records = [[json.loads(line) for line in (tmp_path / name / METRICS).read_text().splitlines()]
-               for name in ("run", "unbroken")]
-    assert [r["step"] for r in records[0]] == [r["step"] for r in records[1]]
-    for a, b in zip(*records):
-        assert (a["loss"] is None) == (b["loss"] is None)
-        if a["loss"] is not None:
-            assert a["loss"] == pytest.approx(b["loss"], rel=1e-2)  # means of ~10 losses: noise well under 1 %
+    records = {name: [json.loads(line) for line in (tmp_path / name / METRICS).read_text().splitlines()]
+               for name in ("run", "unbroken", "again")}
+    assert [r["step"] for r in records["run"]] == [r["step"] for r in records["unbroken"]]
+    losses = {name: [r["loss"] for r in rs] for name, rs in records.items()}
+    assert [x is None for x in losses["run"]] == [x is None for x in losses["unbroken"]]
+    # the logged losses drift apart like the weights do (on the H200 the resumed run's read 1.9 % off
+    # the unbroken one's at one evaluation), so they are held to the same measured noise
+    off = {name: max(abs(a - b) / b for a, b in zip(losses[name], losses["unbroken"]) if b is not None)
+           for name in ("run", "again")}
+    assert off["run"] <= max(3 * off["again"], 1e-3), f"resumed losses off by {off['run']:.2%}, " \
+        f"a second unbroken run's by {off['again']:.2%}"
