@@ -146,7 +146,7 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
         gap = lead(runs, t, deep, tokens="500M", known=known)
         if gap is not None and gap >= 0.05:
             cells += [long(t, n, s) for s in (1, 2) for n in (4, 1)]
-            leads = [lead(runs, t, deep, s, "500M", known) for s in (0, 1, 2)]
+            leads = [gap] + [lead(runs, t, deep, s, "500M", known) for s in (1, 2)]
             if None not in leads and sum(leads) / 3 >= 0.05:           # a lead the seeds confirm
                 cells.append(study_name(t, 1, deep, 0, "2B"))          # N = 1 at N = 4's compute
         if t == 12:
