@@ -7,7 +7,8 @@ Each run is ``steps`` eager steps of the GPU suite's own helper (``tests/step_ru
 Muon + AdamW, the same batches). Measured against the unperturbed run, as the tests measure: the relative
 gap of the weights (||a - b|| / how far b moved) and the largest relative difference of a step's loss, for
 (i) the weights perturbed by a relative 1e-7, 1e-6 or 1e-5 before training (rounding-level differences,
-as reordered sums make them) and (ii) both learning rates 5 % and 10 % higher (the smallest real change the
+as reordered sums make them) or 1e-3 (the size of one bf16 rounding, 2^-9: the scale of bf16 autocast's
+differences) and (ii) both learning rates 5 % and 10 % higher (the smallest real change the
 tests' yardstick stands for).
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the GPU suite's runs, so this measure
 from sleeplab.device import card_name, pick_device  # noqa: E402
 from step_runs import BATCH, paper_model, perturb, relative_gap, train_steps, weights  # noqa: E402
 
-PERTURBATIONS = (1e-7, 1e-6, 1e-5)
+PERTURBATIONS = (1e-7, 1e-6, 1e-5, 1e-3)
 RATES = (1.05, 1.10)
 
 

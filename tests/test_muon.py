@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from sleeplab.train.muon import BatchedMuon, orthogonalize
+from sleeplab.train.muon import NS_COEFFICIENTS, BatchedMuon, orthogonalize
 
 SHAPES = [(8, 8), (8, 8), (24, 8), (24, 8), (8, 32), (3, 8)]  # square, tall, wide, a 3-row gate
 
@@ -40,6 +40,27 @@ def test_orthogonalize_gives_near_orthogonal_factors():
     X = orthogonalize(G).float()
     s = torch.linalg.svdvals(X)
     assert s.min() > 0.5 and s.max() < 1.5  # Muon's quintic lands singular values in ~[0.7, 1.2]
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 64), (3, 64, 16), (16, 64), (64, 16), (2, 256, 256)])
+def test_cpu_newton_schulz_rounds_like_bf16_matmuls(shape):
+    """The CPU computes the iteration's products in fp32 and rounds each to bf16 (fast); the oracle is
+    the iteration as written, every matmul a bf16 one. Both accumulate in fp32 and round once, in
+    different orders, so a few elements of a product round the other way and five steps amplify that:
+    at the paper's shapes the two end 4-7e-3 apart (relative norm), where bf16 and fp32 iterations
+    end 1.2e-2 apart."""
+    a, b, c = NS_COEFFICIENTS
+    G = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    X = G.bfloat16() if shape[-2] <= shape[-1] else G.bfloat16().mT
+    X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=1e-7)
+    addmm = torch.baddbmm if X.dim() == 3 else torch.addmm
+    for _ in range(5):
+        A = X @ X.mT
+        X = addmm(X, addmm(A, A, A, beta=b, alpha=c), X, beta=a)   # every product in bf16
+    oracle = (X if shape[-2] <= shape[-1] else X.mT).float()
+    ours = orthogonalize(G)
+    assert ours.dtype == torch.bfloat16
+    assert (ours.float() - oracle).norm() / oracle.norm() < 1e-2
 
 
 def test_state_dict_round_trip_continues_bit_for_bit():

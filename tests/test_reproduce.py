@@ -336,3 +336,8 @@ def test_recipe_study_figure_and_table_show_each_cell_with_its_passes():
     assert rows["study-t12-n4-norm-s0"]["exact"] == .4 and rows["study-t12-n4-norm-s0"]["done"] is False
     assert (rows["study-t12-n4-paper-s0"]["h_rms_last"], rows["study-t12-n4-paper-s0"]["cos_first"]) == (4.0, .3)
     assert "rule110_recipe_study" not in figures.build({"rule110-t8-n1": curves["study-t12-n4-paper-s0"]})
+    deep = {"study-t24-n4-paper-s0-500M": {**curves["study-t12-n4-paper-s0"], "cell": "study-t24-n4-paper-s0-500M"}}
+    figs = figures.build(deep)
+    assert "rule110_t24_study" in figs and "rule110_t32_study" not in figs and "rule110_recipe_study" not in figs
+    blind = get_task("rule110").baselines(get_task("rule110").Config(t=24))["majority"]
+    assert [sh.y0 for sh in figs["rule110_t24_study"].layout.shapes] == [blind]

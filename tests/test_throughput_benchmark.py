@@ -72,5 +72,5 @@ def test_step_noise_records_every_change_against_the_unperturbed_run(tmp_path):
     (record,) = json.loads(out.read_text())
     assert record["card"].startswith("cpu") and record["steps"] == 3 and record["n_sleep"] == 1
     gaps = {r["change"]: r["weight_gap"] for r in record["rows"]}
-    assert len(gaps) == 5 and all(g > 0 for g in gaps.values())   # every change reached the weights
+    assert len(gaps) == 6 and all(g > 0 for g in gaps.values())   # every change reached the weights
     assert gaps["both rates x 1.1"] > gaps["weights x (1 + 1e-07 noise)"]

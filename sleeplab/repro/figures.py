@@ -183,7 +183,7 @@ def recipe_study(curves: dict, t: int = 12):
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1], row=1, col=1)
     fig.update_yaxes(title_text="RMS of h", row=1, col=2)
     fig.update_yaxes(title_text="mean cosine", range=[0, 1], row=1, col=3)
-    fig.update_layout(title=f"The recipe screen at t = {t}, seed 0 ({_cards(curves, cells)})")
+    fig.update_layout(title=f"Recipe-study runs at t = {t} ({_cards(curves, cells)})")
     return fig
 
 
@@ -283,5 +283,6 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
             "rule110_t12_seeds": t12_study_seeds(curves), "rule110_t16_seeds": t16_study_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves),
-            "rule110_compute_matched": compute_matched(curves)}
+            "rule110_compute_matched": compute_matched(curves),
+            **{f"rule110_t{t}_study": recipe_study(curves, t) for t in (24, 32)}}
     return {name: fig for name, fig in figs.items() if fig is not None}

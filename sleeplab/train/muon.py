@@ -18,6 +18,17 @@ import torch
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic iteration of Keller Jordan's Muon
 
 
+def _bf16(op, *xs, **kw) -> torch.Tensor:
+    """``op`` (a matmul) of bf16 tensors. A bf16 matmul accumulates in fp32 and rounds its output once,
+    so the fp32 op rounded to bf16 gives the same result up to the order of the fp32 sums (which can
+    flip a rare bf16 rounding, as GPU kernels of other tile sizes do). On the CPU it is ~20x faster: a
+    bf16 baddbmm of the paper's [10, 256, 256] stack takes 0.44 s on one core, fp32 0.02 s, and without
+    this CPU training and the tests spend most of their time here."""
+    if xs[0].device.type == "cpu":
+        return op(*(x.float() for x in xs), **kw).bfloat16()
+    return op(*xs, **kw)
+
+
 def orthogonalize(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
     """[..., m, n] -> approximately orthogonal factor of each matrix (bf16, as Muon does)."""
     a, b, c = NS_COEFFICIENTS
@@ -26,10 +37,11 @@ def orthogonalize(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
     if not wide:
         X = X.mT  # iterate on the smaller Gram matrix
     X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    addmm = torch.baddbmm if X.dim() == 3 else torch.addmm
     for _ in range(steps):
-        A = X @ X.mT
-        B = torch.baddbmm(A, A, A, beta=b, alpha=c) if A.dim() == 3 else torch.addmm(A, A, A, beta=b, alpha=c)
-        X = torch.baddbmm(X, B, X, beta=a) if X.dim() == 3 else torch.addmm(X, B, X, beta=a)
+        A = _bf16(torch.matmul, X, X.mT)
+        B = _bf16(addmm, A, A, A, beta=b, alpha=c)
+        X = _bf16(addmm, X, B, X, beta=a)
     return X if wide else X.mT
 
 

@@ -4,8 +4,15 @@ Why tolerances and not equality: the graph step compiles the blocks (inductor fu
 sums) and uses capturable AdamW (its bias correction on the device); both change rounding, not the
 update. Muon orthogonalises in bf16 in both steps, so a rounding difference in a gradient can flip a bf16
 rounding of the update (2^-8 of an element's step), and training carries such differences forward. So
-the weights are compared with a yardstick measured in the same test: the graph step must end closer to
-the eager step than half of what a 5 % change of the learning rates does (``step_runs.rate_change_gap``).
+the weights are compared with a yardstick measured in the same test. In fp32 it is half of what a 5 %
+change of the learning rates does (``step_runs.rate_change_gap``). Under bf16 autocast that is too fine:
+the fused kernels keep fp32 intermediates where the eager ops round every output to bf16, a difference
+of every op at every step. On the CPU a single bf16-sized nudge of the weights (1e-3) already moves
+training 0.070 of its movement, against 0.093 for a 5 % rate change (``benchmarks/step_noise.py``), and
+on an H200 all seven bf16 comparisons against the old yardstick failed in one run (their tracebacks
+were lost). So in bf16 the graph step must stay within twice the distance that bf16 autocast itself
+puts between two eager runs (bf16 against fp32), and that distance must be small enough for a broken
+step (a lost optimiser state, another batch: ~1) to stand out.
 """
 import pytest
 import torch
@@ -17,9 +24,7 @@ from sleeplab.train import model_loss
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU suite needs a CUDA device")
 
 STEPS = 10  # WARMUP eager steps, 2 eager warm-up calls, the capture, then replays
-# loss rtol: fp32 sees only reordered sums and bf16 Muon roundings; under bf16 autocast the fused kernels
-# keep fp32 intermediates where eager rounds every op's output to bf16 (2^-8)
-LOSS_RTOL = {"fp32": 1e-3, "bf16": 2e-2}
+FP32_LOSS_RTOL = 1e-3  # fp32 sees only reordered sums and bf16 Muon roundings
 
 
 def assert_graph_trains_like_eager(precision, steps, n_ramp_steps=0, graph_options=None, **options):
@@ -27,9 +32,18 @@ def assert_graph_trains_like_eager(precision, steps, n_ramp_steps=0, graph_optio
     eager_losses, eager = train_steps(paper_model(**options), False, precision, steps, n_ramp_steps)
     graph_losses, graph = train_steps(paper_model(**(graph_options or options)), True, precision, steps, n_ramp_steps)
     assert torch.isfinite(graph_losses).all()
-    assert torch.allclose(graph_losses, eager_losses, rtol=LOSS_RTOL[precision]), (graph_losses, eager_losses)
-    bound = rate_change_gap(eager, start, precision, steps, n_ramp_steps, **options) / 2
-    assert relative_gap(graph, eager, start) < bound
+    loss_off = float(((graph_losses - eager_losses).abs() / eager_losses.abs()).max())
+    gap = relative_gap(graph, eager, start)
+    if precision == "fp32":
+        loss_bound = FP32_LOSS_RTOL
+        bound = rate_change_gap(eager, start, precision, steps, n_ramp_steps, **options) / 2
+    else:
+        fp32_losses, fp32 = train_steps(paper_model(**options), False, "fp32", steps, n_ramp_steps)
+        loss_bound = 2 * float(((fp32_losses - eager_losses).abs() / eager_losses.abs()).max())
+        bound = 2 * relative_gap(fp32, eager, start)
+        assert bound < 0.5, f"bf16 alone moves training {bound / 2:.3f} of its movement: too coarse to see a bug"
+    assert loss_off <= loss_bound, f"losses off by {loss_off:.2e} (bound {loss_bound:.2e}): {graph_losses} {eager_losses}"
+    assert gap < bound, f"weights off by {gap:.4f} of their movement (bound {bound:.4f})"
     assert eager_losses[-1] < eager_losses[0]  # the steps trained: the comparison is not of no-ops
 
 
