@@ -21,9 +21,9 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic iteration of Keller Jorda
 def _bf16(op, *xs, **kw) -> torch.Tensor:
     """``op`` (a matmul) of bf16 tensors. A bf16 matmul accumulates in fp32 and rounds its output once,
     so the fp32 op rounded to bf16 gives the same result up to the order of the fp32 sums (which can
-    flip a rare bf16 rounding, as GPU kernels of other tile sizes do). On the CPU it is ~20x faster: a
-    bf16 baddbmm of the paper's [10, 256, 256] stack takes 0.44 s on one core, fp32 0.02 s, and without
-    this CPU training and the tests spend most of their time here."""
+    flip a rare bf16 rounding, as GPU kernels of other tile sizes do). On a CPU without bf16 matrix
+    units (AVX2 only) the fp32 op is about 20x faster, and without it CPU training and the tests spend
+    most of their time in this iteration."""
     if xs[0].device.type == "cpu":
         return op(*(x.float() for x in xs), **kw).bfloat16()
     return op(*xs, **kw)

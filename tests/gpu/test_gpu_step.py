@@ -10,9 +10,9 @@ the fused kernels keep fp32 intermediates where the eager ops round every output
 of every op at every step. On the CPU a single bf16-sized nudge of the weights (1e-3) already moves
 training 0.070 of its movement, against 0.093 for a 5 % rate change (``benchmarks/step_noise.py``), and
 on an H200 all seven bf16 comparisons against the old yardstick failed in one run (their tracebacks
-were lost). So in bf16 the graph step must stay within twice the distance that bf16 autocast itself
-puts between two eager runs (bf16 against fp32), and that distance must be small enough for a broken
-step (a lost optimiser state, another batch: ~1) to stand out.
+were lost). So in bf16 the graph step may also be as far from the eager one as twice the distance that bf16
+autocast itself puts between two eager runs (bf16 against fp32), and that distance must be small
+enough for a broken step (a lost optimiser state, another batch: ~1) to stand out.
 """
 import pytest
 import torch
@@ -34,13 +34,12 @@ def assert_graph_trains_like_eager(precision, steps, n_ramp_steps=0, graph_optio
     assert torch.isfinite(graph_losses).all()
     loss_off = float(((graph_losses - eager_losses).abs() / eager_losses.abs()).max())
     gap = relative_gap(graph, eager, start)
-    if precision == "fp32":
-        loss_bound = FP32_LOSS_RTOL
-        bound = rate_change_gap(eager, start, precision, steps, n_ramp_steps, **options) / 2
-    else:
+    loss_bound = FP32_LOSS_RTOL
+    bound = rate_change_gap(eager, start, precision, steps, n_ramp_steps, **options) / 2
+    if precision == "bf16":   # bf16's own rounding, where it is the larger of the two
         fp32_losses, fp32 = train_steps(paper_model(**options), False, "fp32", steps, n_ramp_steps)
-        loss_bound = 2 * float(((fp32_losses - eager_losses).abs() / eager_losses.abs()).max())
-        bound = 2 * relative_gap(fp32, eager, start)
+        loss_bound = max(loss_bound, 2 * float(((fp32_losses - eager_losses).abs() / eager_losses.abs()).max()))
+        bound = max(bound, 2 * relative_gap(fp32, eager, start))
         assert bound < 0.5, f"bf16 alone moves training {bound / 2:.3f} of its movement: too coarse to see a bug"
     assert loss_off <= loss_bound, f"losses off by {loss_off:.2e} (bound {loss_bound:.2e}): {graph_losses} {eager_losses}"
     assert gap < bound, f"weights off by {gap:.4f} of their movement (bound {bound:.4f})"
