@@ -1,7 +1,7 @@
 """In a real browser, the two notebooks whose live charts follow something other than a plain slider:
 04's N slider moves between models, 05's dropdown between groups of training curves. A file of its own
 so that CI's two workers (pytest-xdist, one file per worker) can run these and the slider notebooks
-at the same time: each half runs its notebooks for about 6 minutes on a 2-core machine.
+at the same time: each half runs its notebooks for about 7 minutes on a 2-core machine.
 """
 import re
 
