@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the GPU suite's runs, so this measures what its tests compare
 
 from sleeplab.device import card_name, pick_device  # noqa: E402
-from step_runs import BATCH, paper_model, perturb, relative_gap, train_steps, weights  # noqa: E402
+from step_runs import BATCH, loss_gap, paper_model, perturb, relative_gap, train_steps, weights  # noqa: E402
 
 PERTURBATIONS = (1e-7, 1e-6, 1e-5, 1e-3)
 RATES = (1.05, 1.10)
@@ -52,7 +52,7 @@ def main(argv=None):
                                 + [(f"both rates x {r:g}", paper_model(args.n_sleep, device=device), r) for r in RATES]):
         losses, end = run(model, rate)
         rows.append({"change": change, "weight_gap": relative_gap(end, ref, start),
-                     "max_loss_rel": float(((losses - ref_losses).abs() / ref_losses.abs()).max())})
+                     "max_loss_rel": loss_gap(losses, ref_losses)})
         print(f"{change:30s} weight gap {rows[-1]['weight_gap']:.4f}  largest loss difference {rows[-1]['max_loss_rel']:.2e}",
               flush=True)
     record = {"device": device, "card": card_name(torch.device(device)), "n_sleep": args.n_sleep,

@@ -63,6 +63,11 @@ def relative_gap(a: dict, b: dict, start: dict) -> float:
     return float((gap / moved).sqrt())
 
 
+def loss_gap(losses, reference) -> float:
+    """The largest relative difference of a step's loss from ``reference``'s, over the steps of two runs."""
+    return float(((losses - reference).abs() / reference.abs()).max())
+
+
 def rate_change_gap(eager: dict, start: dict, precision: str, steps: int, n_ramp_steps: int = 0,
                     device: str = "cuda", size: int = BATCH, **options) -> float:
     """How far from the eager run ``eager`` an eager run with both learning rates 5 % higher ends: the

@@ -17,7 +17,7 @@ enough for a broken step (a lost optimiser state, another batch: ~1) to stand ou
 import pytest
 import torch
 
-from step_runs import batch, paper_model, rate_change_gap, relative_gap, train_steps, weights
+from step_runs import batch, loss_gap, paper_model, rate_change_gap, relative_gap, train_steps, weights
 from sleeplab import device as dev
 from sleeplab.train import model_loss
 
@@ -32,13 +32,13 @@ def assert_graph_trains_like_eager(precision, steps, n_ramp_steps=0, graph_optio
     eager_losses, eager = train_steps(paper_model(**options), False, precision, steps, n_ramp_steps)
     graph_losses, graph = train_steps(paper_model(**(graph_options or options)), True, precision, steps, n_ramp_steps)
     assert torch.isfinite(graph_losses).all()
-    loss_off = float(((graph_losses - eager_losses).abs() / eager_losses.abs()).max())
+    loss_off = loss_gap(graph_losses, eager_losses)
     gap = relative_gap(graph, eager, start)
     loss_bound = FP32_LOSS_RTOL
     bound = rate_change_gap(eager, start, precision, steps, n_ramp_steps, **options) / 2
     if precision == "bf16":   # bf16's own rounding, where it is the larger of the two
         fp32_losses, fp32 = train_steps(paper_model(**options), False, "fp32", steps, n_ramp_steps)
-        loss_bound = max(loss_bound, 2 * float(((fp32_losses - eager_losses).abs() / eager_losses.abs()).max()))
+        loss_bound = max(loss_bound, 2 * loss_gap(fp32_losses, eager_losses))
         bound = max(bound, 2 * relative_gap(fp32, eager, start))
         assert bound < 0.5, f"bf16 alone moves training {bound / 2:.3f} of its movement: too coarse to see a bug"
     assert loss_off <= loss_bound, f"losses off by {loss_off:.2e} (bound {loss_bound:.2e}): {graph_losses} {eager_losses}"
