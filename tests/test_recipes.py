@@ -51,7 +51,7 @@ def test_plan_adds_the_deep_grid_then_seeds_once_the_screen_is_done(tmp_path, pa
     assert "study-t12-n4-inject+muonN-s2" in later and "study-t12-n4-muonN-s1" in later
     # the amended order: the deep grid at 500 M tokens comes before the factors' seeds
     assert later.index(f"study-t16-n4-{deep}-s0-500M") < later.index("study-t12-n4-muonN-s1")
-    assert f"study-t32-n4-{deep}-s0-1B" in later and "study-t12-n1-paper-s2-500M" in later
+    assert f"study-t32-n4-{deep}-s0-1B" in later and "study-t12-n1-paper-s2-400M" in later
     assert not any(c.endswith("-s1-500M") and "-t16-" in c for c in later)  # no t = 16 seeds before a lead
     assert not any(c.endswith("-2B") for c in later)
     _finish(tmp_path, f"study-t16-n4-{deep}-s0-500M", 0.34)
@@ -76,8 +76,24 @@ def test_plan_waits_for_three_seeds_before_the_compute_matched_run(tmp_path):
              "study-t16-n1-paper-s0-500M": 0.270, "study-t16-n4-paper-s1-500M": 0.251,
              "study-t16-n1-paper-s1-500M": 0.258, "study-t16-n1-paper-s2-500M": 0.261}
     todo = [c for c in plan(tmp_path, known) if c not in known]
-    assert todo.index("study-t16-n4-paper-s2-500M") < todo.index("study-t12-n4-paper-s0-500M")
-    assert "study-t16-n1-paper-s0-2B" not in todo
+    assert "study-t16-n4-paper-s2-500M" in todo and "study-t16-n1-paper-s0-2B" not in todo
+
+
+def test_plan_runs_t12_seeds_to_400M_first_and_matches_compute_only_on_a_three_seed_lead(tmp_path):
+    known = {study_name(12, 4, "paper", 0): 0.65, study_name(12, 4, "norm", 0): 0.50,
+             "study-t16-n4-paper-s0-500M": 0.344, "study-t16-n1-paper-s0-500M": 0.270}
+    todo = [c for c in plan(tmp_path, known) if c not in known]
+    t12 = [f"study-t12-n{n}-paper-s{s}-400M" for s in (0, 1, 2) for n in (4, 1)] + ["study-t12-n2-paper-s0-400M"]
+    deep = [c for c in todo if c.endswith(("-400M", "-500M"))]
+    assert deep[:7] == t12                               # before t = 16's seeds and t = 24
+    assert todo.index("study-t12-n2-paper-s0-400M") < todo.index("study-t16-n4-paper-s1-500M")
+    assert not any(c.startswith("study-t12-") and c.endswith("-500M") for c in todo)
+    known |= {f"study-t12-n4-paper-s{s}-400M": 0.70 for s in (0, 1, 2)}
+    known |= {"study-t12-n1-paper-s0-400M": 0.62, "study-t12-n1-paper-s1-400M": 0.68,
+              "study-t12-n1-paper-s2-400M": 0.66}          # mean lead +2.7 points: no compute-matched run
+    assert "study-t12-n1-paper-s0-1600M" not in plan(tmp_path, known)
+    known["study-t12-n1-paper-s1-400M"] = 0.55             # mean lead +6.0 points
+    assert "study-t12-n1-paper-s0-1600M" in plan(tmp_path, known)
 
 
 def test_plan_runs_the_deep_grid_before_the_screens_unfinished_runs(tmp_path):
@@ -90,7 +106,7 @@ def test_plan_runs_the_deep_grid_before_the_screens_unfinished_runs(tmp_path):
               "study-t16-n4-paper-s2-500M": 0.33, "study-t16-n1-paper-s2-500M": 0.26}
     cells = plan(tmp_path, known)
     assert cells.index("study-t16-n4-paper-s1-500M") < cells.index("study-t16-n1-paper-s0-2B") < cells.index(
-        "study-t12-n4-paper-s0-500M")
+        "study-t24-n4-paper-s0-500M")
 
 
 def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path, monkeypatch):

@@ -37,6 +37,7 @@ from pathlib import Path
 from ..train.config import TrainConfig, parse_count
 from .results import load_curves
 
+T12 = "400M"  # the t = 12 seeds' budget past the screen's 250 M (docs/results.md, the sixth session)
 STEPS_PER_250M = 4883  # ceil(250e6 / (512 x 100)): the study's budget for Rule 110 at batch 512
 FACTORS: dict[str, tuple[dict, dict]] = {  # name -> (model_args, train config changes)
     "norm": ({"pass_norm": "rms"}, {}),
@@ -131,7 +132,9 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
     too), ahead of the factors' seeds and of the screen runs left unfinished (the deep grid takes the
     best finished recipe); where N = 4 leads at 500 M by >= 5 points on the mean of three seeds
     (amended after seed 1 at t = 16; it was seed 0 alone), N = 1 seed 0 also runs on N = 4's
-    compute (2 B tokens: 500 M x 3.88 passes a token)."""
+    compute (2 B tokens: 500 M x 3.88 passes a token). Amended before the sixth session: t = 12's
+    three seeds of N = 1 and 4 and N = 2 seed 0 run first, for 400 M tokens (:data:`T12`), with the
+    same compute-matched rule (1.6 B tokens)."""
     done = lambda name: final_exact(runs, name, known)                 # noqa: E731
     cells = [f"rule110-t8-n{n}-41M" for n in (1, 2, 4)]               # per-N checkpoints for notebooks
     cells += [study_name(12, n, "paper", s) for s in (0, 1, 2) for n in (4, 1)]  # the paper's seeds
@@ -141,7 +144,14 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
     scored = ["paper"] + [r for r in SCREEN if done(study_name(12, 4, r, 0)) is not None]
     deep = max(scored, key=lambda r: done(study_name(12, 4, r, 0)))
     long = lambda t, n, s: study_name(t, n, deep, s, "500M")           # noqa: E731
-    for t in (16, 12, 24):                                             # stage 3: the deep grid, 500 M
+    # t = 12 first, at 400 M: the three seeds' lead grew at every evaluation up to 250 M, and 400 M is
+    # what one session's device time affords for its seven runs (amended before the sixth session)
+    cells += [study_name(12, n, deep, s, T12) for s in (0, 1, 2) for n in (4, 1)]
+    cells.append(study_name(12, 2, deep, 0, T12))
+    leads = [lead(runs, 12, deep, s, T12, known) for s in (0, 1, 2)]
+    if None not in leads and sum(leads) / 3 >= 0.05:
+        cells.append(study_name(12, 1, deep, 0, "1600M"))              # N = 1 at N = 4's compute
+    for t in (16, 24):                                                 # stage 3: the deep grid, 500 M
         cells += [long(t, n, 0) for n in (4, 1)]
         gap = lead(runs, t, deep, tokens="500M", known=known)
         if gap is not None and gap >= 0.05:
@@ -149,10 +159,8 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
             leads = [gap] + [lead(runs, t, deep, s, "500M", known) for s in (1, 2)]
             if None not in leads and sum(leads) / 3 >= 0.05:           # a lead the seeds confirm
                 cells.append(study_name(t, 1, deep, 0, "2B"))          # N = 1 at N = 4's compute
-        if t == 12:
-            cells += [long(12, n, s) for s in (1, 2) for n in (4, 1)]  # t = 12's seeds go on to 500 M
     cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]        # stage 4: the paper's depth
-    cells += [study_name(12, 2, deep, 0), long(16, 2, 0)]
+    cells.append(long(16, 2, 0))
     cells += screen                                                    # the screen's unfinished runs
     ranked = best_factors(runs, known)
     if ranked is not None:                                             # stage 2: the factors' seeds
