@@ -167,6 +167,26 @@ def test_long_study_runs_are_compared_apart_from_the_250M_runs():
     assert "1 seed" in fig.layout.annotations[0].text
 
 
+def test_t12_400M_verdict_is_read_where_the_slowest_of_the_six_runs_stopped():
+    """The sixth session's rule, fixed before its runs: runs stopped by the device time are compared
+    at the last evaluation all six N = 1 and N = 4 seeds reached, not at each run's own last point."""
+    from sleeplab.repro.recipes import study_name
+    step = 12.8e6
+    def run(n_points, slope):
+        return {"points": [{"tokens": i * step, "exact": min(slope * i, 1.0)} for i in range(n_points)]}
+    curves = {study_name(12, 4, "paper", s, "400M"): run(n, .03) for s, n in ((0, 27), (1, 25), (2, 26))}
+    curves |= {study_name(12, 1, "paper", s, "400M"): run(32, .02) for s in (0, 1, 2)}
+    assert tables.last_common_evaluation(curves, list(curves)) == 24 * step
+    rows, at = tables.long12_table(curves)
+    assert at == 24 * step and max(r["at"] for r in rows) == at
+    assert {r["tokens"] for r in rows if r["at"] == at} == {at}       # N = 1 read there, not at its 400 M
+    v = tables.seeds_verdict(rows)[at]
+    assert round(v["mean_gap_points"], 6) == 24.0 and v["win"] is True   # 0.72 against 0.48
+    del curves[study_name(12, 1, "paper", 2, "400M")]
+    assert tables.long12_table(curves) == ([], None)                   # a seed missing: no verdict point
+    assert figures.t12_long_seeds(curves) is None
+
+
 def test_ablation_and_depo_tables(fake_curves):
     rows = tables.ablation_table(fake_curves)
     assert [r["rule"] for r in rows] == ["gated_delta", "hebbian"]           # delta has no evaluation yet

@@ -239,6 +239,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     seeds = tables.seeds_table(curves)
     study = tables.study_seeds_table(curves)
     deep = tables.study_seeds_table(curves, t=16, tokens=tables.DEEP_BUDGETS, run_tokens="500M")
+    long12, verdict_at = tables.long12_table(curves)
     test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
     for title, rows, columns in (
             ("recipe study (sleeplab.repro.recipes): last evaluation of each cell; h RMS and token cosine "
@@ -249,6 +250,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
             ("seeds at t = 12, the paper's recipe (recipe study)", study,
              ("cell", "n_sleep", "seed", "tokens", "exact")),
             ("seeds at t = 16, the paper's recipe, 500 M-token runs", deep,
+             ("cell", "n_sleep", "seed", "tokens", "exact")),
+            ("seeds at t = 12, the paper's recipe, 400 M-token runs", long12,
              ("cell", "n_sleep", "seed", "tokens", "exact")),
             ("update rule at t = 8, N = 2", tables.ablation_table(curves),
              ("cell", "rule", "tokens", "exact", "per_label")),
@@ -271,6 +274,10 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     _print_verdict(tables.seeds_verdict(study))
     print("seeds at t = 16 (paper's recipe, the same criterion; seeds 1 and 2 run when N = 4 leads by 5 points):")
     _print_verdict(tables.seeds_verdict(deep))
+    if verdict_at is not None:
+        print(f"seeds at t = 12, 400 M-token runs (the same criterion, read at the last evaluation all six "
+              f"reached, {verdict_at / 1e6:.0f} M; the earlier rows for the curve):")
+        _print_verdict(tables.seeds_verdict(long12))
     print("\nat equal compute (passes x tokens; N = 4 read at 1 / 3.88 of N = 1's tokens, interpolated; t = 8: "
           "the first grid, t = 12 and 16: the paper's recipe):")
     for t in compute.COMPUTE_MATCHED:

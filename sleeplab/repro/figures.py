@@ -116,6 +116,14 @@ def t16_study_seeds(curves: dict):
                  cell=tables.study_cell(16, run_tokens="500M"))
 
 
+def t12_long_seeds(curves: dict):
+    rows, at = tables.long12_table(curves)
+    if at is None:
+        return None
+    return seeds(curves, t=12, tokens=sorted({r["at"] for r in rows}), matched=None,
+                 recipe="paper's recipe, 400 M-token runs", cell=tables.study_cell(12, run_tokens="400M"))
+
+
 # the N = 1 control at 4x tokens, drawn where one ran with the recipe of a depth's runs
 COMPUTE_CONTROLS = {8: results.cell_name(8, 1, "x4tokens")}
 
@@ -281,6 +289,7 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
     reports of ``tables.load_test_time_n``; None or empty leaves that figure out)."""
     figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": seeds(curves),
             "rule110_t12_seeds": t12_study_seeds(curves), "rule110_t16_seeds": t16_study_seeds(curves),
+            "rule110_t12_400M_seeds": t12_long_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves),
             "rule110_compute_matched": compute_matched(curves),

@@ -14,6 +14,7 @@ from .results import cell_name, data_dir, final, load_curves, standard_error
 
 STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
 DEEP_BUDGETS = (100e6, 200e6, 300e6, 400e6, 500e6)   # and of the 500 M-token runs at t = 16
+LONG12_BUDGETS = (100e6, 200e6, 250e6, 300e6, 350e6, 400e6)  # and of the 400 M-token runs at t = 12
 
 
 def nearest(curve: dict, tokens: float, tol: float = 0.05) -> dict | None:
@@ -66,6 +67,27 @@ def study_seeds_table(curves: dict[str, dict] | None = None, t: int = 12, recipe
     """:func:`seeds_table` of the recipe study's cells: no compute-matched control, since none was
     trained with the study's recipes."""
     return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe, run_tokens))
+
+
+def last_common_evaluation(curves: dict[str, dict], cells) -> float | None:
+    """The tokens of the last evaluation that every run in ``cells`` reached (runs of one batch size
+    evaluate at the same steps), or None while one of them has no curve: where runs stopped when the
+    device time ran out, the verdict point fixed before the runs."""
+    if not cells or any(c not in curves for c in cells):
+        return None
+    return min(curves[c]["points"][-1]["tokens"] for c in cells)
+
+
+def long12_table(curves: dict[str, dict] | None = None, ns=(1, 4), seeds=(0, 1, 2)) -> tuple[list[dict], float | None]:
+    """:func:`study_seeds_table` of the 400 M-token t = 12 runs at :data:`LONG12_BUDGETS` up to, and at,
+    their verdict point (:func:`last_common_evaluation` of the N = 1 and N = 4 seeds); and that point."""
+    curves = load_curves() if curves is None else curves
+    cell = study_cell(12, run_tokens="400M")
+    at = last_common_evaluation(curves, [cell(n, s) for n in ns for s in seeds])
+    if at is None:
+        return [], None
+    budgets = sorted({x for x in LONG12_BUDGETS if x < 0.95 * at} | {at})
+    return study_seeds_table(curves, t=12, tokens=budgets, run_tokens="400M"), at
 
 
 def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: float = 10.0) -> dict[float, dict]:
