@@ -2,7 +2,7 @@
 between their evaluations and never past them, and the verdict says which N is ahead for every seed."""
 import pytest
 
-from sleeplab.repro import compute, figures, tables
+from sleeplab.repro import compute, figures, results, tables
 from sleeplab.repro.recipes import study_config, study_name
 
 
@@ -28,10 +28,10 @@ def test_passes_per_token_counts_n_passes_over_the_context_and_one_over_the_quer
 
 def test_interpolate_is_linear_between_evaluations_and_never_extrapolates():
     curve = {"points": [{"tokens": 10, "exact": .1}, {"tokens": 20, "exact": .3}, {"tokens": 40, "exact": .5}]}
-    assert compute.interpolate(curve, 10) == .1 and compute.interpolate(curve, 40) == .5
-    assert compute.interpolate(curve, 15) == pytest.approx(.2)
-    assert compute.interpolate(curve, 30) == pytest.approx(.4)
-    assert compute.interpolate(curve, 9.9) is None and compute.interpolate(curve, 40.1) is None
+    assert results.interpolate(curve, 10) == .1 and results.interpolate(curve, 40) == .5
+    assert results.interpolate(curve, 15) == pytest.approx(.2)
+    assert results.interpolate(curve, 30) == pytest.approx(.4)
+    assert results.interpolate(curve, 9.9) is None and results.interpolate(curve, 40.1) is None
 
 
 def test_compute_matched_reads_n4_at_its_share_of_n1s_tokens():

@@ -9,7 +9,7 @@ import pytest
 from sleeplab.repro import figures, results, tables
 from sleeplab.ops import RULES
 from sleeplab.repro.__main__ import main
-from sleeplab.repro.cells import CELLS, DEPO, collect
+from sleeplab.repro.cells import CELLS, DEPO, cell_config, collect
 from sleeplab.tasks import get_task
 from sleeplab.train.config import parse_count
 
@@ -118,6 +118,21 @@ def test_collect_merges_runs_skips_strays_and_empty_runs(fake_curves):
     assert results.cell_info(fake_curves["rule110-t8-n1-seed1"])["seed"] == 1
 
 
+def test_collect_counts_a_run_that_reached_its_last_step_as_done_without_its_done_file(tmp_path):
+    """Metrics brought back from a device without the rest of the run directory: the last step
+    decides, so a run stopped one evaluation short stays unfinished."""
+    cell = "study-t12-n1-paper-s0-400M"
+    steps = cell_config(cell).total_steps()
+    fake_run(tmp_path / "runs", cell, [{"step": s, "tokens": s * 51200, "exact": .5, **POINT} for s in (0, steps)],
+             done=False)
+    fake_run(tmp_path / "runs", "study-t12-n4-paper-s0-400M",
+             [{"step": s, "tokens": s * 51200, "exact": .5, **POINT} for s in (0, steps - 250)], done=False)
+    out = tmp_path / "curves.json"
+    collect(str(tmp_path / "runs"), str(out), card="test card")
+    curves = results.load_curves(out)
+    assert curves[cell]["done"] is True and curves["study-t12-n4-paper-s0-400M"]["done"] is False
+
+
 def test_seeds_table_and_verdict(fake_curves):
     rows = tables.seeds_table(fake_curves)
     at41 = {(r["cell"], r["budget"]): r for r in rows if r["at"] == 41e6}
@@ -183,8 +198,38 @@ def test_t12_400M_verdict_is_read_where_the_slowest_of_the_six_runs_stopped():
     v = tables.seeds_verdict(rows)[at]
     assert round(v["mean_gap_points"], 6) == 24.0 and v["win"] is True   # 0.72 against 0.48
     del curves[study_name(12, 1, "paper", 2, "400M")]
-    assert tables.long12_table(curves) == ([], None)                   # a seed missing: no verdict point
-    assert figures.t12_long_seeds(curves) is None
+    rows, at = tables.long12_table(curves)
+    assert at is None                                                  # a seed missing: no verdict point
+    assert {r["at"] for r in rows if r["n_sleep"] == 4 and r["seed"] == 1} == {100e6, 200e6, 250e6, 300e6}
+    assert {r["at"] for r in rows if r["n_sleep"] == 1} == set(tables.LONG12_BUDGETS)
+    assert tables.seeds_verdict(rows)[300e6]["seeds"] == (3, 2)
+    fig = figures.t12_long_seeds({c: {**v, "cell": c, "card": "test card"} for c, v in curves.items()})
+    assert {d.name for d in fig.data} >= {"N = 4, seed 2", "N = 1, seed 1"}
+    assert figures.t12_long_seeds({}) is None
+
+
+def test_a_rerun_of_a_study_cell_is_compared_with_the_first_run_at_equal_tokens():
+    from sleeplab.repro.recipes import study_name
+    def run(cell, card, exact_at_250):
+        return {"cell": cell, "card": card, "points": [{"tokens": 0, "exact": 0}, {"tokens": 250e6, "exact": exact_at_250}]}
+    longer = {"cell": "b", "card": "H100", "points": [{"tokens": 0, "exact": 0}, {"tokens": 243.2e6, "exact": .6},
+                                                      {"tokens": 256e6, "exact": .68}]}
+    curves = {study_name(12, 4, "paper", 1): run("a", "H200", .527), study_name(12, 4, "paper", 1, "400M"): longer,
+              study_name(12, 1, "paper", 1): run("c", "H200", .468)}        # no rerun of N = 1 seed 1
+    (row,) = tables.rerun_table(curves)
+    assert (row["n_sleep"], row["seed"], row["first_card"], row["rerun_card"]) == (4, 1, "H200", "H100")
+    assert round(row["rerun_exact"], 6) == .6425        # read at 250 M: .6 + 6.8 / 12.8 of the way to .68
+    assert round(row["difference_points"], 6) == 11.55
+    pooled = tables.seeds_verdict(tables.pooled_runs(curves))[250e6]
+    assert pooled["seeds"] == (2, 1) and round(pooled["mean_gap_points"], 6) == round(100 * ((.527 + .6425) / 2 - .468), 6)
+
+
+def test_seeds_verdict_gives_the_standard_error_of_the_mean_lead():
+    rows = [{"at": 1, "n_sleep": n, "budget": "equal", "exact": e} for n, es in ((4, (.6, .7)), (1, (.5, .5, .8)))
+            for e in es]
+    v = tables.seeds_verdict(rows)[1]
+    assert abs(v["se_gap_points"] - 100 * (.005 / 2 + .03 / 3) ** .5) < 1e-9   # sample variances .005 and .03
+    assert tables.seeds_verdict(rows[:3])[1]["se_gap_points"] is None           # one N = 1 run: no spread
 
 
 def test_ablation_and_depo_tables(fake_curves):
@@ -252,8 +297,9 @@ def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
     path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
     main(["tables", "--curves", str(path)])
     out = capsys.readouterr().out
-    # no recipe study, t = 12 or t = 16 seeds, depth grid, eviction control, Depo cell or test_time_n/ beside it
-    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 8
+    # no recipe study, t = 12 (250 M and 400 M runs) or t = 16 seeds, depth grid, eviction control, Depo cell
+    # or test_time_n/ beside it
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 9
 
 
 def test_depo_cell_records_per_k_on_cpu(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import cells, recipes
+from . import cells, recipes, report
 
 
 def main(argv=None):
@@ -45,7 +45,7 @@ def main(argv=None):
         for path in render.draw(args.curves, args.out):
             print("wrote", path)
     elif args.cmd == "tables":
-        cells.tables(args.curves)
+        report.tables(args.curves)
     elif args.cmd == "manifest":
         print("wrote", cells.manifest(args.dir, args.eval_size, commit=args.commit))
     elif args.cmd == "collect":

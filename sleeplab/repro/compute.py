@@ -4,7 +4,7 @@ to reach the same accuracy. Sleep can win at equal compute only where that rate 
 per token (3.88 passes against 1). ``python -m sleeplab.repro tables`` prints both tables."""
 from __future__ import annotations
 
-from .results import cell_info, load_curves
+from .results import cell_info, interpolate, load_curves
 from .tables import DEEP_BUDGETS, first_grid_cell, study_cell
 
 # passes x tokens at which N = 1 and N = 4 are compared (within each N = 1 run's whole range)
@@ -31,21 +31,6 @@ def passes_per_token(curve: dict) -> float:
     context = layout.n_states * layout.window
     share = context / (context + layout.n_states)
     return share * mean_n + (1 - share)
-
-
-def interpolate(curve: dict, tokens: float, key: str = "exact") -> float | None:
-    """``key`` at ``tokens`` training tokens, linear between the two evaluations around it (they fall
-    every 10-13 M tokens); None outside the evaluated range: a run is never extrapolated."""
-    points = curve["points"]
-    if not points[0]["tokens"] <= tokens <= points[-1]["tokens"]:
-        return None
-    after = next(i for i, p in enumerate(points) if p["tokens"] >= tokens)
-    b = points[after]
-    if b["tokens"] == tokens or after == 0:
-        return b[key]
-    a = points[after - 1]
-    w = (tokens - a["tokens"]) / (b["tokens"] - a["tokens"])
-    return a[key] + w * (b[key] - a[key])
 
 
 # the runs compared at equal compute, per depth: the recipe they trained with and cell(n, seed) naming them

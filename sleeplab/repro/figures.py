@@ -117,8 +117,8 @@ def t16_study_seeds(curves: dict):
 
 
 def t12_long_seeds(curves: dict):
-    rows, at = tables.long12_table(curves)
-    if at is None:
+    rows, _ = tables.long12_table(curves)
+    if not rows:
         return None
     return seeds(curves, t=12, tokens=sorted({r["at"] for r in rows}), matched=None,
                  recipe="paper's recipe, 400 M-token runs", cell=tables.study_cell(12, run_tokens="400M"))
@@ -154,15 +154,16 @@ def compute_matched(curves: dict):
     return fig
 
 
-def recipe_study(curves: dict, t: int = 12):
-    """Left: held-out exact against tokens for each recipe at N = 4 (one seed) and the paper's N = 1.
+def recipe_study(curves: dict, t: int = 12, run_tokens: str | None = None):
+    """Left: held-out exact against tokens for each recipe at N = 4 and the paper's N = 1, for the
+    study's runs of depth ``t`` and one run length (``run_tokens``: "500M"; None: the 250 M runs).
     Middle and right: after the last evaluation, the features' RMS and the mean cosine between
     different tokens after each sleep pass: what each recipe does to the stream that passes feed back."""
     from plotly.subplots import make_subplots
 
     from ..tasks import get_task
     from .recipes import _NAME
-    cells = sorted(c for c in curves if c.startswith(f"study-t{t}-"))
+    cells = sorted(c for c in curves if c.startswith(f"study-t{t}-") and _NAME.fullmatch(c).group(5) == run_tokens)
     if not cells:
         return None
     fig = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
@@ -293,5 +294,5 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves),
             "rule110_compute_matched": compute_matched(curves),
-            **{f"rule110_t{t}_study": recipe_study(curves, t) for t in (24, 32)}}
+            **{f"rule110_t{t}_study": recipe_study(curves, t, run) for t, run in ((24, "500M"), (32, "1B"))}}
     return {name: fig for name, fig in figs.items() if fig is not None}

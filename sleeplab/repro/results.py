@@ -218,3 +218,18 @@ def load_model(name: str, device=None):
     """A shipped checkpoint, loaded with :func:`sleeplab.load` (``device=None``: CUDA when present)."""
     from ..api import load
     return load(checkpoint_path(name), device=device)
+
+
+def interpolate(curve: dict, tokens: float, key: str = "exact") -> float | None:
+    """``key`` at ``tokens`` training tokens, linear between the two evaluations around it (they fall
+    every 10-13 M tokens); None outside the evaluated range: a run is never extrapolated."""
+    points = curve["points"]
+    if not points[0]["tokens"] <= tokens <= points[-1]["tokens"]:
+        return None
+    after = next(i for i, p in enumerate(points) if p["tokens"] >= tokens)
+    b = points[after]
+    if b["tokens"] == tokens or after == 0:
+        return b[key]
+    a = points[after - 1]
+    w = (tokens - a["tokens"]) / (b["tokens"] - a["tokens"])
+    return a[key] + w * (b[key] - a[key])

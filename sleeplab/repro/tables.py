@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .recipes import study_name
-from .results import cell_name, data_dir, final, load_curves, standard_error
+from .results import cell_name, data_dir, final, interpolate, load_curves, standard_error
 
 STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
 DEEP_BUDGETS = (100e6, 200e6, 300e6, 400e6, 500e6)   # and of the 500 M-token runs at t = 16
@@ -79,22 +79,64 @@ def last_common_evaluation(curves: dict[str, dict], cells) -> float | None:
 
 
 def long12_table(curves: dict[str, dict] | None = None, ns=(1, 4), seeds=(0, 1, 2)) -> tuple[list[dict], float | None]:
-    """:func:`study_seeds_table` of the 400 M-token t = 12 runs at :data:`LONG12_BUDGETS` up to, and at,
-    their verdict point (:func:`last_common_evaluation` of the N = 1 and N = 4 seeds); and that point."""
+    """:func:`study_seeds_table` of the 400 M-token t = 12 runs, and their verdict point
+    (:func:`last_common_evaluation` of the six N = 1 and N = 4 seeds; None until all six have a
+    curve). With a verdict point the budgets stop there and include it; without one, they are
+    :data:`LONG12_BUDGETS`, for the runs that reached them."""
     curves = load_curves() if curves is None else curves
     cell = study_cell(12, run_tokens="400M")
     at = last_common_evaluation(curves, [cell(n, s) for n in ns for s in seeds])
-    if at is None:
-        return [], None
-    budgets = sorted({x for x in LONG12_BUDGETS if x < 0.95 * at} | {at})
+    budgets = LONG12_BUDGETS if at is None else sorted({x for x in LONG12_BUDGETS if x < 0.95 * at} | {at})
     return study_seeds_table(curves, t=12, tokens=budgets, run_tokens="400M"), at
+
+
+def rerun_table(curves: dict[str, dict] | None = None, t: int = 12, at: float = 250e6, ns=(1, 4),
+                seeds=(0, 1, 2)) -> list[dict]:
+    """Each 250 M-token study run of depth ``t`` (the paper's recipe) beside its rerun in a 400 M-token
+    cell: the same seed, so the same initialisation and data order, in another session, on another
+    card and commit; both read at ``at`` tokens (linear between evaluations). Seeds without a rerun
+    are left out."""
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for n in ns:
+        for seed in seeds:
+            first, rerun = (curves.get(study_name(t, n, "paper", seed, run)) for run in ("250M", "400M"))
+            a, b = (interpolate(c, at) if c else None for c in (first, rerun))
+            if a is not None and b is not None:
+                rows.append({"n_sleep": n, "seed": seed, "first_card": first["card"], "first_exact": a,
+                             "rerun_card": rerun["card"], "rerun_exact": b, "difference_points": 100 * (b - a)})
+    return rows
+
+
+def pooled_runs(curves: dict[str, dict] | None = None, t: int = 12, at: float = 250e6) -> list[dict]:
+    """Every run of depth ``t`` with the paper's recipe, first runs and reruns alike, at ``at`` tokens
+    (linear between evaluations), as :func:`seeds_table` rows for :func:`seeds_verdict`: a comparison
+    made after the reruns showed how far two runs of one seed can differ, not the plan's."""
+    curves = load_curves() if curves is None else curves
+    rows = []
+    for run in ("250M", "400M"):
+        for n in (1, 4):
+            for seed in (0, 1, 2):
+                c = curves.get(study_name(t, n, "paper", seed, run))
+                exact = interpolate(c, at) if c else None
+                if exact is not None:
+                    rows.append({"cell": c["cell"], "n_sleep": n, "seed": seed, "budget": "equal", "at": at,
+                                 "tokens": at, "exact": exact})
+    return rows
+
+
+def _sample_var(xs: list[float]) -> float:
+    mean = sum(xs) / len(xs)
+    return sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
 
 
 def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: float = 10.0) -> dict[float, dict]:
     """Per token budget of ``seeds_table``: does every seed of N = ``high`` beat every seed of N = ``low``
     (and the compute-matched control), and by how much on average? ``win``: the study's criterion, a
     mean lead of at least ``win_points`` with every high seed above every low seed; ``low_above_high``:
-    the reverse ordering, every low seed above every high seed. None where a side is missing."""
+    the reverse ordering, every low seed above every high seed; ``se_gap_points``: the standard error
+    of the mean lead from the runs' spread (None with fewer than two runs a side). None where a side
+    is missing."""
     verdict = {}
     for x in sorted({r["at"] for r in rows}):
         at = [r for r in rows if r["at"] == x]
@@ -103,9 +145,12 @@ def seeds_verdict(rows: list[dict], low: int = 1, high: int = 4, win_points: flo
         ctrl = [r["exact"] for r in at if r["budget"] != "equal"]
         both = bool(hi and lo)
         gap = 100 * (sum(hi) / len(hi) - sum(lo) / len(lo)) if both else None
+        spread = len(hi) > 1 and len(lo) > 1
+        se = 100 * (_sample_var(hi) / len(hi) + _sample_var(lo) / len(lo)) ** 0.5 if spread else None
         verdict[x] = {"seeds": (len(hi), len(lo)), "min_high": min(hi, default=None), "max_low": max(lo, default=None),
                       "max_high": max(hi, default=None), "min_low": min(lo, default=None),
                       "low_above_high": min(lo) > max(hi) if both else None, "control": ctrl[0] if ctrl else None, "mean_gap_points": gap,
+                      "se_gap_points": se,
                       "high_above_low": min(hi) > max(lo) if both else None,
                       "high_above_control": min(hi) > ctrl[0] if hi and ctrl else None,
                       "win": (gap >= win_points and min(hi) > max(lo)) if both else None}

@@ -1,0 +1,101 @@
+"""The text of ``python -m sleeplab.repro tables``: every table of :mod:`sleeplab.repro.tables` and
+:mod:`sleeplab.repro.compute`, with the verdict lines that docs/results.md quotes, from the shipped
+curves alone."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _print_verdict(verdict: dict) -> None:
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    for x, v in verdict.items():
+        gap = "-" if v["mean_gap_points"] is None else f"{v['mean_gap_points']:+.1f}"
+        print(f"  {x / 1e6:.0f} M, seeds of (N = 4, N = 1) {v['seeds']}: mean lead {gap} points, N = 4 worst "
+              f"{pct(v['min_high'])}, N = 1 best {pct(v['max_low'])}, N = 1 at 4x tokens {pct(v['control'])}; "
+              f"every N = 4 seed above every N = 1 seed: {v['high_above_low']}, above the control: "
+              f"{v['high_above_control']}, win: {v['win']}")
+
+
+def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | None = None) -> None:
+    """The seeds comparison (with its verdict: does every N = 4 seed beat every N = 1 seed?), the update-rule ablation, the depth x
+    sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
+    variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
+    as text; a table whose cells have no data yet says so."""
+    from . import compute, recipes, results, tables
+    curves = results.load_curves(curves_path)
+    seeds = tables.seeds_table(curves)
+    study = tables.study_seeds_table(curves)
+    deep = tables.study_seeds_table(curves, t=16, tokens=tables.DEEP_BUDGETS, run_tokens="500M")
+    long12, verdict_at = tables.long12_table(curves)
+    test_time_dir = Path(curves_path).parent / tables.TEST_TIME_DIR if test_time_dir is None else test_time_dir
+    for title, rows, columns in (
+            ("recipe study (sleeplab.repro.recipes): last evaluation of each cell; h RMS and token cosine "
+             "after the first and the last pass", recipes.study_table(curves),
+             ("cell", "done", "tokens", "exact", "h_rms_first", "h_rms_last", "cos_first", "cos_last")),
+            ("seeds at t = 8 (N = 1 control at 4x tokens)", seeds,
+             ("cell", "n_sleep", "seed", "budget", "tokens", "exact")),
+            ("seeds at t = 12, the paper's recipe (recipe study)", study,
+             ("cell", "n_sleep", "seed", "tokens", "exact")),
+            ("seeds at t = 16, the paper's recipe, 500 M-token runs", deep,
+             ("cell", "n_sleep", "seed", "tokens", "exact")),
+            ("seeds at t = 12, the paper's recipe, 400 M-token runs", long12,
+             ("cell", "n_sleep", "seed", "tokens", "exact")),
+            ("update rule at t = 8, N = 2", tables.ablation_table(curves),
+             ("cell", "rule", "tokens", "exact", "per_label")),
+            ("depth x sleep at 100 M tokens (seed 0)", tables.depth_table(curves),
+             ("cell", "t", "n_sleep", "tokens", "exact", "per_label")),
+            ("evicting transformer against input-blind guesses (vs_*: exact minus the baseline, points)",
+             tables.eviction_table(curves),
+             ("cell", "t", "tokens", "exact", "per_label", "chance", "majority", "vs_chance", "vs_majority",
+              "within_2_points")),
+            ("Depo per hop count k", tables.depo_table(curves),
+             ("cell", "n_sleep", "tokens", "per_query", *(f"k={k}" for k in tables.DEPO_K))),
+            ("sleep at test time: variable-N models at N = 1..8 (same held-out examples at every N)",
+             tables.table_test_time_n(tables.load_test_time_n(test_time_dir)),
+             ("cell", "n_sleep", "examples", "exact", "se", "per_label"))):
+        print(f"\n{title}\n" + (results.format_table(rows, columns) if rows else "(no data yet)"))
+    print("\nseeds at t = 8 (first grid):")
+    _print_verdict(tables.seeds_verdict(seeds))
+    print("seeds at t = 12 (recipe study, paper's recipe; win: mean lead >= 10 points, every N = 4 seed above "
+          "every N = 1 seed):")
+    _print_verdict(tables.seeds_verdict(study))
+    print("seeds at t = 16 (paper's recipe, the same criterion; seeds 1 and 2 run when N = 4 leads by 5 points):")
+    _print_verdict(tables.seeds_verdict(deep))
+    where = ("not read: the six N = 1 and N = 4 seeds have not all run" if verdict_at is None else
+             f"read at the last evaluation all six reached, {verdict_at / 1e6:.0f} M; earlier rows for the curve")
+    print(f"seeds at t = 12, 400 M-token runs (the same criterion; verdict {where}):")
+    full = {x: v for x, v in tables.seeds_verdict(long12).items() if v["seeds"] == (3, 3)}
+    _print_verdict(full) if full else print("  no budget with all three seeds of both N yet")
+    reruns = tables.rerun_table(curves)
+    if reruns:
+        print("\nthe same seed run twice at t = 12 (same initialisation and data order; 250 M-token run, then its "
+              "rerun in a 400 M-token cell), both at 250 M tokens, linear between evaluations:")
+        for r in reruns:
+            print(f"  N = {r['n_sleep']}, seed {r['seed']}: {100 * r['first_exact']:.1f}% ({r['first_card']}), "
+                  f"rerun {100 * r['rerun_exact']:.1f}% ({r['rerun_card']}): {r['difference_points']:+.1f} points")
+        v = tables.seeds_verdict(tables.pooled_runs(curves))[250e6]
+        se = "-" if v["se_gap_points"] is None else f"{v['se_gap_points']:.1f}"
+        print(f"every t = 12 run of the paper's recipe at 250 M, first runs and reruns together (after the "
+              f"fact, not the plan's test): runs of (N = 4, N = 1) {v['seeds']}, mean lead "
+              f"{v['mean_gap_points']:+.1f} points (standard error {se}), N = 4 worst {100 * v['min_high']:.1f}%, "
+              f"N = 1 best {100 * v['max_low']:.1f}%, every N = 4 run above every N = 1 run: {v['high_above_low']}")
+    print("\nat equal compute (passes x tokens; N = 4 read at 1 / 3.88 of N = 1's tokens, interpolated; t = 8: "
+          "the first grid, t = 12 and 16: the paper's recipe):")
+    for t in compute.COMPUTE_MATCHED:
+        for x, v in tables.seeds_verdict(compute.compute_matched_table(curves, t=t)).items():
+            print(f"  t = {t}, {x / 1e6:.0f} M passes x tokens, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 minus "
+                  f"N = 1 {v['mean_gap_points']:+.1f} points on average; N = 4 best {100 * v['max_high']:.1f}%, "
+                  f"N = 1 worst {100 * v['min_low']:.1f}%; every N = 1 seed above every N = 4 seed: "
+                  f"{v['low_above_high']}")
+    print("token exchange rate: the tokens N = 1 needed to reach a level over the tokens N = 4 needed (>=: N = 1 "
+          "had not reached it when its run ended); sleep can win at equal compute only above 3.88:")
+    for t in compute.COMPUTE_MATCHED:
+        for r in compute.exchange_rate_table(curves, t=t):
+            n1 = "not reached" if r["bound"] else f"{r['tokens_n1'] / 1e6:.0f} M"
+            print(f"  t = {t}, {100 * r['level']:.0f} % exact, seed {r['seed']}: N = 1 {n1}, N = 4 "
+                  f"{r['tokens_n4'] / 1e6:.0f} M tokens: rate {'>= ' * r['bound']}{r['ratio']:.2f}")
+    rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
+    if rows:
+        print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "
+              "se_points: one standard error of the difference\n"
+              + results.format_table(rows, ("cell", "n_sleep", "stated", "fresh", "difference", "se_points")))
