@@ -96,6 +96,7 @@ def _train_parser(sub, task: str) -> None:
             ("weight_decay", float, ""), ("warmup_steps", int, "linear warm-up, then constant"),
             ("grad_clip", float, "global gradient-norm clip, 0 turns it off"),
             ("seed", int, "data order and initial weights"),
+            ("nudge", int, "k > 0: the seed's initial weights times (1 + 1e-6 noise k), a rerun that differs by rounding"),
             ("eval_every", int, "steps between held-out evaluations"),
             ("eval_size", int, "held-out examples"),
             ("save_every", int, "steps between checkpoints (default: eval_every)"),

@@ -40,7 +40,7 @@ from ..api import evaluate, pass_statistics
 from ..checkpoint import export
 from ..device import cpu_threads, pick_device
 from ..model import SleepLM
-from ..seeds import derive_seed
+from ..seeds import derive_seed, nudge_weights
 from ..sleep import draw_n_sleep
 from ..tasks import held_out
 from .checkpoint import CHECKPOINT, CONFIG, DONE, METRICS, load_run, read_metrics, save_checkpoint
@@ -91,6 +91,8 @@ class SleepModule(L.LightningModule):
         with torch.random.fork_rng(devices=[]):  # initial weights from the run's seed, caller's RNG untouched
             torch.manual_seed(derive_seed(cfg.seed, "init"))
             self.model = SleepLM(cfg.model_config())
+        if cfg.nudge:
+            nudge_weights(self.model, derive_seed(cfg.seed, "nudge", cfg.nudge))
         self.total, self.tokens_per_step = cfg.total_steps(), cfg.tokens_per_step()
         self.exports = cfg.export_steps()  # step -> budget label of a compact export to keep
         self.start, self.wall_before, self.metrics, self.optimizer_states = 0, 0.0, [], None
