@@ -61,10 +61,10 @@ def test_compute_matched_figure_is_left_out_without_runs():
 def test_tokens_to_reach_is_the_first_crossing_between_evaluations():
     curve = {"points": [{"tokens": 0, "exact": .1}, {"tokens": 10, "exact": .3}, {"tokens": 20, "exact": .2},
                         {"tokens": 30, "exact": .5}]}
-    assert compute.tokens_to_reach(curve, .05) == 0
-    assert compute.tokens_to_reach(curve, .2) == pytest.approx(5)     # the first crossing, not the one at 20
-    assert compute.tokens_to_reach(curve, .35) == pytest.approx(25)
-    assert compute.tokens_to_reach(curve, .6) is None
+    assert results.tokens_to_reach(curve, .05) == 0
+    assert results.tokens_to_reach(curve, .2) == pytest.approx(5)     # the first crossing, not the one at 20
+    assert results.tokens_to_reach(curve, .35) == pytest.approx(25)
+    assert results.tokens_to_reach(curve, .6) is None
 
 
 def test_exchange_rate_divides_n1s_tokens_by_n4s_and_bounds_it_where_n1_fell_short():

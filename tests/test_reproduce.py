@@ -220,6 +220,7 @@ def test_a_rerun_of_a_study_cell_is_compared_with_the_first_run_at_equal_tokens(
     assert (row["n_sleep"], row["seed"], row["first_card"], row["rerun_card"]) == (4, 1, "H200", "H100")
     assert round(row["rerun_exact"], 6) == .6425        # read at 250 M: .6 + 6.8 / 12.8 of the way to .68
     assert round(row["difference_points"], 6) == 11.55
+    assert row["first_reached"] == pytest.approx(250e6 * .5 / .527) and row["rerun_reached"] == pytest.approx(.5 / .6 * 243.2e6)
     pooled = tables.seeds_verdict(tables.pooled_runs(curves))[250e6]
     assert pooled["seeds"] == (2, 1) and round(pooled["mean_gap_points"], 6) == round(100 * ((.527 + .6425) / 2 - .468), 6)
 

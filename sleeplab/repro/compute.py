@@ -4,7 +4,7 @@ to reach the same accuracy. Sleep can win at equal compute only where that rate 
 per token (3.88 passes against 1). ``python -m sleeplab.repro tables`` prints both tables."""
 from __future__ import annotations
 
-from .results import cell_info, interpolate, load_curves
+from .results import cell_info, interpolate, load_curves, tokens_to_reach
 from .tables import DEEP_BUDGETS, first_grid_cell, study_cell
 
 # passes x tokens at which N = 1 and N = 4 are compared (within each N = 1 run's whole range)
@@ -59,18 +59,6 @@ def compute_matched_table(curves: dict[str, dict] | None = None, t: int = 12, ce
                     rows.append({"cell": cell(n, seed), "n_sleep": n, "seed": seed, "budget": "equal",
                                  "at": spent, "tokens": tokens, "exact": exact})
     return rows
-
-
-def tokens_to_reach(curve: dict, level: float) -> float | None:
-    """The training tokens at which a curve first reaches ``level`` exact accuracy (linear between the
-    evaluations around the crossing); None if it never does within the run."""
-    points = curve["points"]
-    if points[0]["exact"] >= level:
-        return points[0]["tokens"]
-    for a, b in zip(points, points[1:]):
-        if b["exact"] >= level:
-            return a["tokens"] + (level - a["exact"]) / (b["exact"] - a["exact"]) * (b["tokens"] - a["tokens"])
-    return None
 
 
 def exchange_rate_table(curves: dict[str, dict] | None = None, t: int = 12, levels=None, seeds=(0, 1, 2),

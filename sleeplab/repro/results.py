@@ -233,3 +233,15 @@ def interpolate(curve: dict, tokens: float, key: str = "exact") -> float | None:
     a = points[after - 1]
     w = (tokens - a["tokens"]) / (b["tokens"] - a["tokens"])
     return a[key] + w * (b[key] - a[key])
+
+
+def tokens_to_reach(curve: dict, level: float) -> float | None:
+    """The training tokens at which a curve first reaches ``level`` exact accuracy (linear between the
+    evaluations around the crossing); None if it never does within the run."""
+    points = curve["points"]
+    if points[0]["exact"] >= level:
+        return points[0]["tokens"]
+    for a, b in zip(points, points[1:]):
+        if b["exact"] >= level:
+            return a["tokens"] + (level - a["exact"]) / (b["exact"] - a["exact"]) * (b["tokens"] - a["tokens"])
+    return None

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .recipes import study_name
-from .results import cell_name, data_dir, final, interpolate, load_curves, standard_error
+from .results import cell_name, data_dir, final, interpolate, load_curves, standard_error, tokens_to_reach
 
 STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
 DEEP_BUDGETS = (100e6, 200e6, 300e6, 400e6, 500e6)   # and of the 500 M-token runs at t = 16
@@ -91,11 +91,11 @@ def long12_table(curves: dict[str, dict] | None = None, ns=(1, 4), seeds=(0, 1, 
 
 
 def rerun_table(curves: dict[str, dict] | None = None, t: int = 12, at: float = 250e6, ns=(1, 4),
-                seeds=(0, 1, 2)) -> list[dict]:
+                seeds=(0, 1, 2), level: float = 0.5) -> list[dict]:
     """Each 250 M-token study run of depth ``t`` (the paper's recipe) beside its rerun in a 400 M-token
     cell: the same seed, so the same initialisation and data order, in another session, on another
-    card and commit; both read at ``at`` tokens (linear between evaluations). Seeds without a rerun
-    are left out."""
+    card and commit; both read at ``at`` tokens (linear between evaluations), with the tokens each took
+    to first reach ``level`` exact (None if it never did). Seeds without a rerun are left out."""
     curves = load_curves() if curves is None else curves
     rows = []
     for n in ns:
@@ -104,7 +104,9 @@ def rerun_table(curves: dict[str, dict] | None = None, t: int = 12, at: float = 
             a, b = (interpolate(c, at) if c else None for c in (first, rerun))
             if a is not None and b is not None:
                 rows.append({"n_sleep": n, "seed": seed, "first_card": first["card"], "first_exact": a,
-                             "rerun_card": rerun["card"], "rerun_exact": b, "difference_points": 100 * (b - a)})
+                             "rerun_card": rerun["card"], "rerun_exact": b, "difference_points": 100 * (b - a),
+                             "first_reached": tokens_to_reach(first, level),
+                             "rerun_reached": tokens_to_reach(rerun, level)})
     return rows
 
 
