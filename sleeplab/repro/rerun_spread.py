@@ -3,7 +3,7 @@
 other seeds, for N = 1 and N = 4, on the CPU recipe (``TINY_RULE110``: Rule 110 at t = 2 with two
 12-cell states, a d = 32 hybrid, 800 steps).
 
-    python -m sleeplab.repro.rerun_spread        # ~15 min on 2 cores -> data/results/rerun_spread.json
+    python -m sleeplab.repro.rerun_spread        # ~21 min on 2 cores -> data/results/rerun_spread.json
 
 Why: on the GPU, two runs of one t = 12 seed (same initialisation, same batches, another card) ended
 up to 18 points apart at 250 M tokens with N = 4, and 0.1 points apart with N = 1 (docs/results.md,
