@@ -65,13 +65,17 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
              f"read at the last evaluation all six reached, {verdict_at / 1e6:.0f} M; earlier rows for the curve")
     print(f"seeds at t = 12, 400 M-token runs (the same criterion; verdict {where}):")
     full = {x: v for x, v in tables.seeds_verdict(long12).items() if v["seeds"] == (3, 3)}
-    _print_verdict(full) if full else print("  no budget with all three seeds of both N yet")
+    if full:
+        _print_verdict(full)
+    else:
+        print("  no budget with all three seeds of both N yet")
     reruns = tables.rerun_table(curves)
     if reruns:
         print("\nthe same seed run twice at t = 12 (same initialisation and data order; 250 M-token run, then its "
               "rerun in a 400 M-token cell), both at 250 M tokens, linear between evaluations; and the tokens "
               "each took to reach 50 % exact:")
-        mtok = lambda x: "never" if x is None else f"{x / 1e6:.0f} M"  # noqa: E731
+        def mtok(x):
+            return "never" if x is None else f"{x / 1e6:.0f} M"
         for r in reruns:
             print(f"  N = {r['n_sleep']}, seed {r['seed']}: {100 * r['first_exact']:.1f}% ({r['first_card']}), "
                   f"rerun {100 * r['rerun_exact']:.1f}% ({r['rerun_card']}): {r['difference_points']:+.1f} points; "
