@@ -147,6 +147,29 @@ def test_queue_runs_given_cells_in_order_and_skips_finished_ones(tmp_path, monke
     assert started == ["study-t16-n4-paper-s0", "study-t12-n2-paper-s0"]
 
 
+def test_queue_does_not_restart_a_run_that_was_stopped_unfinished(tmp_path, monkeypatch):
+    """A run killed on purpose saves and exits 0 without done.json: the queue leaves it for the next
+    queue instead of starting it again at once (and goes on with the other cells)."""
+    from sleeplab.repro import recipes
+    started = []
+
+    class StopsUnfinished:
+        def __init__(self, argv, **_):
+            name = argv[argv.index("run") + 1]
+            assert name not in started, f"{name} restarted after it stopped"
+            started.append(name)
+            if started[-1] == "study-t12-n2-paper-s0":
+                _finish(tmp_path, started[-1], 0.5)
+            self.returncode = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(recipes.subprocess, "Popen", StopsUnfinished)
+    recipes.queue(tmp_path, parallel=1, poll_s=0, cells=["study-t16-n4-paper-s0", "study-t12-n2-paper-s0"])
+    assert started == ["study-t16-n4-paper-s0", "study-t12-n2-paper-s0"]
+
+
 STOPPABLE_QUEUE = """
 import subprocess, sys
 from pathlib import Path

@@ -177,12 +177,15 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | Non
     """Start the plan's cells (or ``cells``, in that order, when a session's budget covers only some),
     ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
     log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
-    continues, one in ``known`` (finished elsewhere, e.g. :func:`shipped`) is skipped too. Runs until
-    every wanted cell is done. Stop it with SIGTERM (``kill PID``, or ``timeout``
+    continues, one in ``known`` (finished elsewhere, e.g. :func:`shipped`) is skipped too. A run
+    stopped on its own (``kill`` of its PID: it saves and exits 0 unfinished) is not restarted by this
+    queue, so one run can be stopped to give the card to the others; the next queue resumes it. Runs
+    until every other wanted cell is done. Stop it with SIGTERM (``kill PID``, or ``timeout``
     around a device call): each run gets SIGTERM in turn, saves its last finished step and stops, and
     the queue returns once all have; the next queue on the same directory resumes them."""
     runs.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen] = {}
+    stopped: set[str] = set()  # ended cleanly but unfinished: stopped on purpose (SIGTERM), not restarted here
     # without a handler SIGTERM ends Python at once, skipping the finally below: the runs trained on
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -193,9 +196,11 @@ def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | Non
                     if proc.returncode != 0:  # not retried: its log says why
                         (runs / name).mkdir(exist_ok=True)
                         (runs / name / "failed").write_text(f"rc {proc.returncode}\n")
+                    elif final_exact(runs, name) is None:
+                        stopped.add(name)
                     print(f"{time.strftime('%H:%M:%S')} ended {name} rc={proc.returncode} "
                           f"exact={final_exact(runs, name)}", flush=True)
-            todo = [c for c in (cells or plan(runs, known)) if c not in running
+            todo = [c for c in (cells or plan(runs, known)) if c not in running and c not in stopped
                     and final_exact(runs, c, known) is None and not (runs / c / "failed").exists()]
             for name in todo[:max(parallel - len(running), 0)]:
                 log = open(runs / f"{name}.log", "a")
