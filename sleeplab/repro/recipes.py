@@ -144,20 +144,23 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
     scored = ["paper"] + [r for r in SCREEN if done(study_name(12, 4, r, 0)) is not None]
     deep = max(scored, key=lambda r: done(study_name(12, 4, r, 0)))
     long = lambda t, n, s: study_name(t, n, deep, s, "500M")           # noqa: E731
+
+    def confirmed(t: int, tokens: str) -> bool:                        # a lead the three seeds confirm
+        leads = [lead(runs, t, deep, s, tokens, known) for s in (0, 1, 2)]
+        return None not in leads and sum(leads) / 3 >= 0.05
+
     # t = 12 first, at 400 M: the three seeds' lead grew at every evaluation up to 250 M, and 400 M is
     # what one session's device time affords for its seven runs (amended before the sixth session)
     cells += [study_name(12, n, deep, s, T12) for s in (0, 1, 2) for n in (4, 1)]
     cells.append(study_name(12, 2, deep, 0, T12))
-    leads = [lead(runs, 12, deep, s, T12, known) for s in (0, 1, 2)]
-    if None not in leads and sum(leads) / 3 >= 0.05:
+    if confirmed(12, T12):
         cells.append(study_name(12, 1, deep, 0, "1600M"))              # N = 1 at N = 4's compute
     for t in (16, 24):                                                 # stage 3: the deep grid, 500 M
         cells += [long(t, n, 0) for n in (4, 1)]
         gap = lead(runs, t, deep, tokens="500M", known=known)
         if gap is not None and gap >= 0.05:
             cells += [long(t, n, s) for s in (1, 2) for n in (4, 1)]
-            leads = [gap] + [lead(runs, t, deep, s, "500M", known) for s in (1, 2)]
-            if None not in leads and sum(leads) / 3 >= 0.05:           # a lead the seeds confirm
+            if confirmed(t, "500M"):
                 cells.append(study_name(t, 1, deep, 0, "2B"))          # N = 1 at N = 4's compute
     cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]        # stage 4: the paper's depth
     cells.append(long(16, 2, 0))

@@ -70,9 +70,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count(), help="processes, one CPU thread each")
     ap.add_argument("--out", type=Path, default=None, help="default: rerun_spread.json in the shipped results")
     args = ap.parse_args(argv)
-    for name in ("runs", "steps", "workers"):
-        if getattr(args, name) < (2 if name == "runs" else 1):
-            raise SystemExit(f"--{name} must be >= {2 if name == 'runs' else 1}, got {getattr(args, name)}")
+    for name, least in (("runs", 2), ("steps", 1), ("workers", 1)):
+        if getattr(args, name) < least:
+            raise SystemExit(f"--{name} must be >= {least}, got {getattr(args, name)}")
     todo = plan(args.runs)
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(one_run, *zip(*[(n, s, k, args.steps) for n, s, k in todo])))
