@@ -199,3 +199,27 @@ def test_sigterm_to_the_queue_stops_its_runs_with_a_save(tmp_path):
     assert queue.wait(timeout=30) == 143
     assert state.read_text() == "saved"      # the run was told to stop, and had stopped when the queue returned
     assert not (tmp_path / "study-t12-n4-paper-s0" / "failed").exists()
+
+
+def test_t12_verdict_runs_count_as_finished_at_the_verdict_point_and_a_win_there_asks_for_compute_matched_n1(tmp_path):
+    """The sixth session's plan: N = 4 runs stopped by the device time are read where the slowest of the
+    six stopped; they are not restarted, and a lead there decides the N = 1 run on N = 4's compute."""
+    from sleeplab.repro import recipes
+
+    def curve(n_points, slope, done):
+        return {"done": done, "points": [{"step": 250 * i, "tokens": 12.8e6 * i, "exact": min(slope * i, 1.0)}
+                                         for i in range(n_points)]}
+    curves = {study_name(12, 4, "paper", 0): curve(3, .3, True), study_name(12, 4, "norm", 0): curve(3, .2, True)}
+    curves |= {study_name(12, 4, "paper", s, "400M"): curve(25 + s, .03, False) for s in (0, 1, 2)}
+    curves |= {study_name(12, 1, "paper", s, "400M"): curve(32, .025, True) for s in (0, 1, 2)}
+    known = recipes.shipped(curves)
+    assert known[study_name(12, 4, "paper", 2, "400M")] == pytest.approx(.72)   # read at the 25th evaluation
+    assert known[study_name(12, 1, "paper", 0, "400M")] == pytest.approx(.60)   # there too, not at its end
+    todo = plan(tmp_path, known)
+    assert "study-t12-n1-paper-s0-1600M" in todo                                # mean lead 12 points
+    assert not {study_name(12, n, "paper", s, "400M") for n in (1, 4) for s in (0, 1, 2)} & {
+        c for c in todo if c not in known}                                      # none of the six restarts
+    del curves[study_name(12, 1, "paper", 2, "400M")]
+    known = recipes.shipped(curves)
+    assert study_name(12, 4, "paper", 0, "400M") not in known                   # no verdict point: unfinished
+    assert "study-t12-n1-paper-s0-1600M" not in plan(tmp_path, known)

@@ -133,6 +133,25 @@ def test_collect_counts_a_run_that_reached_its_last_step_as_done_without_its_don
     assert curves[cell]["done"] is True and curves["study-t12-n4-paper-s0-400M"]["done"] is False
 
 
+def test_collect_keeps_a_cell_run_again_from_scratch_as_an_earlier_run_and_a_resumed_one_as_one_curve(tmp_path):
+    cell = "study-t12-n4-paper-s0-400M"
+    out = tmp_path / "curves.json"
+    def session(name, accs, card):
+        fake_run(tmp_path / name, cell, curve_points(51200, accs), done=False)
+        collect(str(tmp_path / name), str(out), card=card)
+        return results.load_curves(out)[cell]
+    session("first", [.1, .2], "H200")
+    resumed = session("resumed", [.1, .2, .3], "H200")              # the same records, then more
+    assert "earlier" not in resumed and len(resumed["points"]) == 3
+    again = session("again", [.1, .25], "H100")                     # restarted from step 0: other records
+    assert [e["card"] for e in again["earlier"]] == ["H200"] and again["earlier"][0]["points"][-1]["exact"] == .3
+    third = session("third", [.1, .15, .4, .6], "H100")
+    assert [len(e["points"]) for e in third["earlier"]] == [3, 2]   # oldest first
+    assert [len(r["points"]) for r in results.runs_of(third)] == [3, 2, 4]
+    collect(str(tmp_path / "third"), str(out), card="H100")        # collected twice: nothing added
+    assert len(results.load_curves(out)[cell]["earlier"]) == 2
+
+
 def test_seeds_table_and_verdict(fake_curves):
     rows = tables.seeds_table(fake_curves)
     at41 = {(r["cell"], r["budget"]): r for r in rows if r["at"] == 41e6}
@@ -217,12 +236,17 @@ def test_a_rerun_of_a_study_cell_is_compared_with_the_first_run_at_equal_tokens(
     curves = {study_name(12, 4, "paper", 1): run("a", "H200", .527), study_name(12, 4, "paper", 1, "400M"): longer,
               study_name(12, 1, "paper", 1): run("c", "H200", .468)}        # no rerun of N = 1 seed 1
     (row,) = tables.rerun_table(curves)
-    assert (row["n_sleep"], row["seed"], row["first_card"], row["rerun_card"]) == (4, 1, "H200", "H100")
+    assert (row["n_sleep"], row["seed"], row["rerun"], row["first_card"], row["rerun_card"]) == (4, 1, 1, "H200", "H100")
     assert round(row["rerun_exact"], 6) == .6425        # read at 250 M: .6 + 6.8 / 12.8 of the way to .68
     assert round(row["difference_points"], 6) == 11.55
     assert row["first_reached"] == pytest.approx(250e6 * .5 / .527) and row["rerun_reached"] == pytest.approx(.5 / .6 * 243.2e6)
     pooled = tables.seeds_verdict(tables.pooled_runs(curves))[250e6]
     assert pooled["seeds"] == (2, 1) and round(pooled["mean_gap_points"], 6) == round(100 * ((.527 + .6425) / 2 - .468), 6)
+    # the 400 M cell run again from scratch: its first run is kept as an earlier run, and both are reruns
+    longer["earlier"] = [run("b0", "H100", .58)]
+    rows = tables.rerun_table(curves)
+    assert [(r["rerun"], round(r["rerun_exact"], 6)) for r in rows] == [(1, .58), (2, .6425)]
+    assert tables.seeds_verdict(tables.pooled_runs(curves))[250e6]["seeds"] == (3, 1)
 
 
 def test_seeds_verdict_gives_the_standard_error_of_the_mean_lead():

@@ -65,6 +65,9 @@ def test_missing_results_file_lists_what_exists(monkeypatch, tmp_path):
     ('[{"cell": "x", "points": [{"step": 0}]}]', "lacks"),
     ('[{"cell": "x", "points": [{"step": 0, "tokens": 0, "exact": 0}]},'
      ' {"cell": "x", "points": [{"step": 0, "tokens": 0, "exact": 0}]}]', "twice"),
+    ('[{"cell": "x", "points": [{"step": 0, "tokens": 0, "exact": 0}], "earlier": {}}]', "list of curves"),
+    ('[{"cell": "x", "points": [{"step": 0, "tokens": 0, "exact": 0}], "earlier": [{"points": [{"step": 0}]}]}]',
+     "earlier run 0: a point lacks"),
 ])
 def test_malformed_curves_are_reported_with_the_file(tmp_path, content, message):
     path = tmp_path / "curves.json"

@@ -79,3 +79,7 @@ def test_the_manifest_fills_a_missing_commit_only_when_given_one(finished, tmp_p
         cells.manifest(str(tmp_path), eval_size=16)
     entry, = json.loads(cells.manifest(str(tmp_path), eval_size=16, commit="6404e76").read_text())
     assert entry["code"]["commit"] == "6404e76" and entry["code"]["commit_from"] == "manifest"
+    entry, = json.loads(cells.manifest(str(tmp_path), eval_size=32, commit="6404e76").read_text())
+    assert entry["heldout"]["examples"] == 16          # listed already: kept, not measured at another size
+    entry, = json.loads(cells.manifest(str(tmp_path), eval_size=32, commit="6404e76", remeasure=True).read_text())
+    assert entry["heldout"]["examples"] == 32

@@ -33,6 +33,9 @@ def main(argv=None):
     m.add_argument("--commit", default=None, help="the code commit of checkpoints that record none")
     m.add_argument("--eval-size", type=int, default=None,
                    help="examples per measurement (default: enough for a 0.4-point standard error)")
+    m.add_argument("--card", default="NVIDIA H200", help="the GPU the new checkpoints trained on")
+    m.add_argument("--remeasure", action="store_true",
+                   help="measure again the checkpoints listed with another sample size (default: keep them)")
     t = sub.add_parser("tables", help="print the reproduction's tables from data/results")
     t.add_argument("--curves", default="data/results/curves.json")
     sub.add_parser("list", help="list the cells")
@@ -47,7 +50,8 @@ def main(argv=None):
     elif args.cmd == "tables":
         report.tables(args.curves)
     elif args.cmd == "manifest":
-        print("wrote", cells.manifest(args.dir, args.eval_size, commit=args.commit))
+        print("wrote", cells.manifest(args.dir, args.eval_size, card=args.card, commit=args.commit,
+                                                remeasure=args.remeasure))
     elif args.cmd == "collect":
         cells.collect(args.runs_dir, args.out, args.card, args.commit)
     else:

@@ -111,12 +111,24 @@ def cell_config(name: str) -> TrainConfig:
     raise ValueError(f"unknown cell {name!r}; allowed: {sorted(CELLS)} and study-... (sleeplab.repro.recipes)")
 
 
+def _continues(old: list[dict], new: list[dict]) -> bool:
+    """Whether the records ``new`` carry on ``old``: a run resumed from its checkpoint keeps the
+    records it had, so they come first and unchanged."""
+    def key(p: dict):
+        return p["step"], p.get("exact")
+    return [key(p) for p in old] == [key(p) for p in new[:len(old)]]
+
+
 def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | None = None,
             commit: str | None = None) -> None:
     """Merge every run's metrics.jsonl under ``runs_dir`` into one JSON list of curves, each with the
     card and code commit it ran on. A run that has not evaluated yet (empty metrics.jsonl) is left
     out, and an older curve of that cell is kept. A run is done when its done.json is there or its
-    last evaluation is its last step (metrics brought back from a device without the run's other files)."""
+    last evaluation is its last step (metrics brought back from a device without the run's other files).
+
+    A cell's older curve that the new run does not continue (a run restarted from step 0, in another
+    session, because its checkpoint was lost) is kept under the new curve's ``earlier``, oldest
+    first: two runs of one config are a measurement of run-to-run noise, not a record to overwrite."""
     from ..train.checkpoint import DONE, METRICS  # the run directory's names, without Lightning
     path = Path(out)
     curves = {c["cell"]: c for c in (json.loads(path.read_text()) if path.exists() else [])}
@@ -128,10 +140,14 @@ def collect(runs_dir: str, out: str = "data/results/curves.json", card: str | No
         if not points:
             continue
         cfg = cell_config(run_dir.name)
+        old = curves.get(run_dir.name)
+        earlier = [] if old is None else old.get("earlier", [])
+        if old is not None and not _continues(old["points"], points):
+            earlier = [*earlier, {k: v for k, v in old.items() if k != "earlier"}]
         curves[run_dir.name] = {"cell": run_dir.name, "config": cfg.to_dict(), "card": card,
                                 "command": f"python -m sleeplab.repro run {run_dir.name}", "commit": commit,
                                 "done": (run_dir / DONE).exists() or points[-1]["step"] >= cfg.total_steps(),
-                                "points": points}
+                                "points": points, **({"earlier": earlier} if earlier else {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(curves.values(), key=lambda c: c["cell"]), indent=1) + "\n")
 
@@ -152,7 +168,7 @@ def manifest_eval_size(accuracy: float, floor: int = 8192, max_se_points: float 
 
 
 def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, fresh_seed: int = 20261126,
-             card: str = "NVIDIA H200", commit: str | None = None) -> Path:
+             card: str = "NVIDIA H200", commit: str | None = None, remeasure: bool = False) -> Path:
     """Write ``MANIFEST.json`` beside the shipped checkpoints: where each came from, its checksum, and
     its held-out exact accuracy at its own N, measured twice on the CPU by ``sleeplab.evaluate``, as
     the command a user runs (``sleeplab eval``, recorded beside each measurement) measures it:
@@ -163,8 +179,10 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
       (``sleeplab eval CKPT --eval-size N --eval-seed 20261126 --device cpu``).
 
     The sample size is ``eval_size`` or, by default, :func:`manifest_eval_size` of the accuracy the run
-    reached in training. An entry of the existing manifest with the same checksum and sample size is
-    kept as it is (CPU evaluation at N = 4 takes minutes).
+    reached in training. An entry of the existing manifest with the same checksum is kept as it is (CPU
+    evaluation at N = 4 takes minutes to hours), so a new checkpoint is measured without remeasuring the
+    others at its size; ``remeasure`` measures again every entry of another sample size. ``card``: the
+    GPU the new checkpoints trained on.
 
     Each entry's ``code`` is the checkpoint's own record. A checkpoint trained where git could not
     be asked (a device machine gets the working tree only) records ``commit: null``; ``commit`` then
@@ -202,7 +220,7 @@ def manifest(ckpt_dir: str = "data/checkpoints", eval_size: int | None = None, f
         info["code"] = code_of(path, info["code"])
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         size = eval_size or manifest_eval_size(info["metrics"]["exact"])
-        if sha in old and old[sha]["heldout"]["examples"] == size:
+        if sha in old and (not remeasure or old[sha]["heldout"]["examples"] == size):
             entries.append({**old[sha], "code": code_of(path, old[sha]["code"])})
             print(path.name, "unchanged", flush=True)
             continue

@@ -36,6 +36,9 @@ def passes_per_token(curve: dict) -> float:
 # the runs compared at equal compute, per depth: the recipe they trained with and cell(n, seed) naming them
 COMPUTE_MATCHED = {8: ("first grid", first_grid_cell(8)), 12: ("paper's recipe", study_cell(12)),
                    16: ("paper's recipe", study_cell(16, run_tokens="500M"))}
+# the t = 12 runs to 400 M tokens, where N = 4 won at equal tokens: (cell, budgets, levels) for the
+# two tables below; N = 1's 400 M tokens are the most compute either N spent
+LONG12 = (study_cell(12, run_tokens="400M"), (200e6, 300e6, 400e6), (0.5, 0.6, 0.7))
 
 
 def compute_matched_table(curves: dict[str, dict] | None = None, t: int = 12, cell=None, ns=(1, 4),

@@ -86,20 +86,25 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
               f"fact, not the plan's test): runs of (N = 4, N = 1) {v['seeds']}, mean lead "
               f"{v['mean_gap_points']:+.1f} points (standard error {se}), N = 4 worst {100 * v['min_high']:.1f}%, "
               f"N = 1 best {100 * v['max_low']:.1f}%, every N = 4 run above every N = 1 run: {v['high_above_low']}")
+    cell12, budgets12, levels12 = compute.LONG12
+    panels = [(f"t = {t}", compute.compute_matched_table(curves, t=t), compute.exchange_rate_table(curves, t=t))
+              for t in compute.COMPUTE_MATCHED]
+    panels.append(("t = 12, 400 M-token runs", compute.compute_matched_table(curves, 12, cell12, budgets=budgets12),
+                   compute.exchange_rate_table(curves, 12, levels12, cell=cell12)))
     print("\nat equal compute (passes x tokens; N = 4 read at 1 / 3.88 of N = 1's tokens, interpolated; t = 8: "
           "the first grid, t = 12 and 16: the paper's recipe):")
-    for t in compute.COMPUTE_MATCHED:
-        for x, v in tables.seeds_verdict(compute.compute_matched_table(curves, t=t)).items():
-            print(f"  t = {t}, {x / 1e6:.0f} M passes x tokens, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 minus "
+    for label, rows, _ in panels:
+        for x, v in tables.seeds_verdict(rows).items():
+            print(f"  {label}, {x / 1e6:.0f} M passes x tokens, seeds of (N = 4, N = 1) {v['seeds']}: N = 4 minus "
                   f"N = 1 {v['mean_gap_points']:+.1f} points on average; N = 4 best {100 * v['max_high']:.1f}%, "
                   f"N = 1 worst {100 * v['min_low']:.1f}%; every N = 1 seed above every N = 4 seed: "
                   f"{v['low_above_high']}")
     print("token exchange rate: the tokens N = 1 needed to reach a level over the tokens N = 4 needed (>=: N = 1 "
           "had not reached it when its run ended); sleep can win at equal compute only above 3.88:")
-    for t in compute.COMPUTE_MATCHED:
-        for r in compute.exchange_rate_table(curves, t=t):
+    for label, _, rates in panels:
+        for r in rates:
             n1 = "not reached" if r["bound"] else f"{r['tokens_n1'] / 1e6:.0f} M"
-            print(f"  t = {t}, {100 * r['level']:.0f} % exact, seed {r['seed']}: N = 1 {n1}, N = 4 "
+            print(f"  {label}, {100 * r['level']:.0f} % exact, seed {r['seed']}: N = 1 {n1}, N = 4 "
                   f"{r['tokens_n4'] / 1e6:.0f} M tokens: rate {'>= ' * r['bound']}{r['ratio']:.2f}")
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:

@@ -87,7 +87,8 @@ def load_curves(path: str | Path | None = None) -> dict[str, dict]:
     """The shipped training curves, ``{cell: curve}``, each curve with its points sorted by step.
 
     A curve is ``{"cell", "config", "card", "done", "points": [{"step", "tokens", "loss", "exact",
-    "per_label", "n_sleep", "wall_s"}, ...]}`` as written by ``python -m sleeplab.repro collect``.
+    "per_label", "n_sleep", "wall_s"}, ...]}`` as written by ``python -m sleeplab.repro collect``, with
+    ``"earlier": [curve, ...]`` where the cell was run before from scratch (:func:`runs_of`).
     Malformed files raise ``ValueError`` naming the file and the entry.
     """
     path = Path(path) if path is not None else results_file("curves.json")
@@ -103,18 +104,34 @@ def load_curves(path: str | Path | None = None) -> dict[str, dict]:
         if not isinstance(curve, dict) or not isinstance(curve.get("cell"), str):
             raise ValueError(f"{where}: a curve must be an object with a 'cell' name")
         where = f"{path}, cell {curve['cell']!r}"
-        points = curve.get("points")
-        if not isinstance(points, list) or not points:
-            raise ValueError(f"{where}: 'points' must be a non-empty list")
-        for p in points:
-            missing = [k for k in _POINT_KEYS if not isinstance(p, dict) or k not in p]
-            if missing:
-                raise ValueError(f"{where}: a point lacks {missing}: {p!r}")
         if curve["cell"] in curves:
             raise ValueError(f"{where}: the cell appears twice")
-        curves[curve["cell"]] = {**curve, "points": sorted(points, key=lambda p: p["step"]),
-                                 "config": curve.get("config") or {}, "card": curve.get("card")}
+        earlier = curve.get("earlier", [])
+        if not isinstance(earlier, list) or not all(isinstance(e, dict) for e in earlier):
+            raise ValueError(f"{where}: 'earlier' must be a list of curves")
+        curves[curve["cell"]] = {**_checked(curve, where),
+                                 **({"earlier": [_checked(e, f"{where}, earlier run {j}") for j, e in enumerate(earlier)]}
+                                    if earlier else {})}
     return curves
+
+
+def _checked(curve: dict, where: str) -> dict:
+    """``curve`` with its points sorted by step, or a ValueError naming ``where`` if a point is malformed."""
+    points = curve.get("points")
+    if not isinstance(points, list) or not points:
+        raise ValueError(f"{where}: 'points' must be a non-empty list")
+    for p in points:
+        missing = [k for k in _POINT_KEYS if not isinstance(p, dict) or k not in p]
+        if missing:
+            raise ValueError(f"{where}: a point lacks {missing}: {p!r}")
+    return {**curve, "points": sorted(points, key=lambda p: p["step"]), "config": curve.get("config") or {},
+            "card": curve.get("card")}
+
+
+def runs_of(curve: dict) -> list[dict]:
+    """Every run of one cell, oldest first: the runs restarted from scratch (``earlier``, kept by
+    ``python -m sleeplab.repro collect``), then the current one."""
+    return [*curve.get("earlier", []), curve]
 
 
 def final(curve: dict) -> dict:
@@ -245,3 +262,12 @@ def tokens_to_reach(curve: dict, level: float) -> float | None:
         if b["exact"] >= level:
             return a["tokens"] + (level - a["exact"]) / (b["exact"] - a["exact"]) * (b["tokens"] - a["tokens"])
     return None
+
+
+def last_common_evaluation(curves: dict[str, dict], cells) -> float | None:
+    """The tokens of the last evaluation that every run in ``cells`` reached (runs of one batch size
+    evaluate at the same steps), or None while one of them has no curve: where runs stopped when the
+    device time ran out, the verdict point fixed before the runs."""
+    if not cells or any(c not in curves for c in cells):
+        return None
+    return min(curves[c]["points"][-1]["tokens"] for c in cells)

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from .recipes import study_name
-from .results import cell_name, data_dir, final, interpolate, load_curves, standard_error, tokens_to_reach
+from .results import (cell_name, data_dir, final, interpolate, last_common_evaluation, load_curves, runs_of,
+                      standard_error, tokens_to_reach)
 
 STUDY_BUDGETS = (50e6, 100e6, 150e6, 200e6, 250e6)  # evaluations of the 250 M-token study runs compared
 DEEP_BUDGETS = (100e6, 200e6, 300e6, 400e6, 500e6)   # and of the 500 M-token runs at t = 16
@@ -69,15 +70,6 @@ def study_seeds_table(curves: dict[str, dict] | None = None, t: int = 12, recipe
     return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe, run_tokens))
 
 
-def last_common_evaluation(curves: dict[str, dict], cells) -> float | None:
-    """The tokens of the last evaluation that every run in ``cells`` reached (runs of one batch size
-    evaluate at the same steps), or None while one of them has no curve: where runs stopped when the
-    device time ran out, the verdict point fixed before the runs."""
-    if not cells or any(c not in curves for c in cells):
-        return None
-    return min(curves[c]["points"][-1]["tokens"] for c in cells)
-
-
 def long12_table(curves: dict[str, dict] | None = None, ns=(1, 4), seeds=(0, 1, 2)) -> tuple[list[dict], float | None]:
     """:func:`study_seeds_table` of the 400 M-token t = 12 runs, and their verdict point
     (:func:`last_common_evaluation` of the six N = 1 and N = 4 seeds; None until all six have a
@@ -92,38 +84,43 @@ def long12_table(curves: dict[str, dict] | None = None, ns=(1, 4), seeds=(0, 1, 
 
 def rerun_table(curves: dict[str, dict] | None = None, t: int = 12, at: float = 250e6, ns=(1, 4),
                 seeds=(0, 1, 2), level: float = 0.5) -> list[dict]:
-    """Each 250 M-token study run of depth ``t`` (the paper's recipe) beside its rerun in a 400 M-token
-    cell: the same seed, so the same initialisation and data order, in another session, on another
-    card and commit; both read at ``at`` tokens (linear between evaluations), with the tokens each took
-    to first reach ``level`` exact (None if it never did). Seeds without a rerun are left out."""
+    """Each 250 M-token study run of depth ``t`` (the paper's recipe) beside every rerun of it in a
+    400 M-token cell (``rerun`` 1, 2, ...: the runs of that cell, oldest first): the same seed, so the
+    same initialisation and data order, in another session, on another card or commit; both read at
+    ``at`` tokens (linear between evaluations), with the tokens each took to first reach ``level``
+    exact (None if it never did). Seeds without a rerun are left out."""
     curves = load_curves() if curves is None else curves
     rows = []
     for n in ns:
         for seed in seeds:
-            first, rerun = (curves.get(study_name(t, n, "paper", seed, run)) for run in ("250M", "400M"))
-            a, b = (interpolate(c, at) if c else None for c in (first, rerun))
-            if a is not None and b is not None:
-                rows.append({"n_sleep": n, "seed": seed, "first_card": first["card"], "first_exact": a,
-                             "rerun_card": rerun["card"], "rerun_exact": b, "difference_points": 100 * (b - a),
-                             "first_reached": tokens_to_reach(first, level),
-                             "rerun_reached": tokens_to_reach(rerun, level)})
+            first, long = (curves.get(study_name(t, n, "paper", seed, run)) for run in ("250M", "400M"))
+            a = interpolate(first, at) if first else None
+            for k, rerun in enumerate(runs_of(long) if long and a is not None else [], start=1):
+                b = interpolate(rerun, at)
+                if b is not None:
+                    rows.append({"n_sleep": n, "seed": seed, "rerun": k, "first_card": first["card"], "first_exact": a,
+                                 "rerun_card": rerun["card"], "rerun_exact": b, "difference_points": 100 * (b - a),
+                                 "first_reached": tokens_to_reach(first, level),
+                                 "rerun_reached": tokens_to_reach(rerun, level)})
     return rows
 
 
 def pooled_runs(curves: dict[str, dict] | None = None, t: int = 12, at: float = 250e6) -> list[dict]:
-    """Every run of depth ``t`` with the paper's recipe, first runs and reruns alike, at ``at`` tokens
-    (linear between evaluations), as :func:`seeds_table` rows for :func:`seeds_verdict`: a comparison
-    made after the reruns showed how far two runs of one seed can differ, not the plan's."""
+    """Every run of depth ``t`` with the paper's recipe, first runs and reruns alike (:func:`runs_of`),
+    at ``at`` tokens (linear between evaluations), as :func:`seeds_table` rows for
+    :func:`seeds_verdict`: a comparison made after the reruns showed how far two runs of one seed can
+    differ, not the plan's."""
     curves = load_curves() if curves is None else curves
     rows = []
     for run in ("250M", "400M"):
         for n in (1, 4):
             for seed in (0, 1, 2):
                 c = curves.get(study_name(t, n, "paper", seed, run))
-                exact = interpolate(c, at) if c else None
-                if exact is not None:
-                    rows.append({"cell": c["cell"], "n_sleep": n, "seed": seed, "budget": "equal", "at": at,
-                                 "tokens": at, "exact": exact})
+                for r in runs_of(c) if c else []:
+                    exact = interpolate(r, at)
+                    if exact is not None:
+                        rows.append({"cell": c["cell"], "n_sleep": n, "seed": seed, "budget": "equal", "at": at,
+                                     "tokens": at, "exact": exact})
     return rows
 
 
