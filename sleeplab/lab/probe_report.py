@@ -25,9 +25,10 @@ from ..device import card_name
 from ..tasks import held_out
 from . import probe
 
-# same depth, same data, only N differs within each t: the pairs the diagnostic compares
+# same depth, same recipe, only N differs within each group: the models the diagnostic compares. The
+# last pair is the t = 12 verdict's (N = 4 ahead of every N = 1 seed; N = 1 is seed 1, 50 M tokens more)
 PER_N = ("rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M",
-         "study-t12-n1-paper-s0", "study-t12-n4-paper-s0")
+         "study-t12-n1-paper-s0", "study-t12-n4-paper-s0", "study-t12-n1-paper-s1-400M", "study-t12-n4-paper-s0-400M")
 COMMAND = "python -m sleeplab.lab.probe_report"
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "data" / "results" / "probes.json"
