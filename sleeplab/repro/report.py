@@ -71,14 +71,14 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
         print("  no budget with all three seeds of both N yet")
     reruns = tables.rerun_table(curves)
     if reruns:
-        print("\nthe same seed run twice at t = 12 (same initialisation and data order; 250 M-token run, then its "
-              "rerun in a 400 M-token cell), both at 250 M tokens, linear between evaluations; and the tokens "
-              "each took to reach 50 % exact:")
+        print("\nthe same seed run twice at t = 12 (same initialisation and data order; 250 M-token run, then each "
+              "rerun in a 400 M-token cell, oldest first), both at 250 M tokens, linear between evaluations; and "
+              "the tokens each took to reach 50 % exact:")
         def mtok(x):
             return "never" if x is None else f"{x / 1e6:.0f} M"
         for r in reruns:
             print(f"  N = {r['n_sleep']}, seed {r['seed']}: {100 * r['first_exact']:.1f}% ({r['first_card']}), "
-                  f"rerun {100 * r['rerun_exact']:.1f}% ({r['rerun_card']}): {r['difference_points']:+.1f} points; "
+                  f"rerun {r['rerun']} {100 * r['rerun_exact']:.1f}% ({r['rerun_card']}): {r['difference_points']:+.1f} points; "
                   f"50 % at {mtok(r['first_reached'])}, rerun at {mtok(r['rerun_reached'])}")
         v = tables.seeds_verdict(tables.pooled_runs(curves))[250e6]
         se = "-" if v["se_gap_points"] is None else f"{v['se_gap_points']:.1f}"
