@@ -62,6 +62,10 @@ def study_name(t: int, n: int, recipe: str, seed: int, tokens: str = "250M") -> 
     return f"study-t{t}-n{n}-{recipe}-s{seed}" + ("" if tokens == "250M" else f"-{tokens}")
 
 
+# the six runs of the t = 12 test planned before the sixth session: its verdict is read where all reached
+T12_VERDICT = tuple(study_name(12, n, "paper", s, T12) for n in (1, 4) for s in (0, 1, 2))
+
+
 def study_config(name: str) -> TrainConfig:
     match = _NAME.fullmatch(name)
     if not match:
@@ -88,7 +92,7 @@ def shipped(curves: dict[str, dict] | None = None) -> dict[str, float]:
     """The final exact accuracy of every finished run in the shipped curves (``data/results/curves.json``,
     or ``curves``), so that a runner on a fresh machine knows what earlier sessions finished; {} where
     none are shipped. Once the t = 12 400 M-token verdict is read (at the last evaluation all six N = 1
-    and N = 4 runs reached, ``tables.long12_table``), those six runs count as finished at that point,
+    and N = 4 runs reached, :data:`T12_VERDICT`), those six runs count as finished at that point,
     with their exact there: the verdict is settled, so they are not restarted, and the compute-matched
     rule of :func:`plan` reads the lead at the verdict point, as the plan fixed before the runs says."""
     if curves is None:
@@ -97,9 +101,8 @@ def shipped(curves: dict[str, dict] | None = None) -> dict[str, float]:
         except FileNotFoundError:
             return {}
     known = {cell: c["points"][-1]["exact"] for cell, c in curves.items() if c.get("done")}
-    verdict = [study_name(12, n, "paper", s, T12) for n in (1, 4) for s in (0, 1, 2)]
-    at = last_common_evaluation(curves, verdict)
-    return known | ({c: interpolate(curves[c], at) for c in verdict} if at is not None else {})
+    at = last_common_evaluation(curves, T12_VERDICT)
+    return known | ({c: interpolate(curves[c], at) for c in T12_VERDICT} if at is not None else {})
 
 
 def final_exact(runs: Path, name: str, known: dict[str, float] | None = None) -> float | None:

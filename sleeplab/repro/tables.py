@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .recipes import study_name
+from .recipes import T12_VERDICT, study_name
 from .results import (cell_name, data_dir, final, interpolate, last_common_evaluation, load_curves, runs_of,
                       standard_error, tokens_to_reach)
 
@@ -70,14 +70,13 @@ def study_seeds_table(curves: dict[str, dict] | None = None, t: int = 12, recipe
     return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe, run_tokens))
 
 
-def long12_table(curves: dict[str, dict] | None = None, ns=(1, 4), seeds=(0, 1, 2)) -> tuple[list[dict], float | None]:
+def long12_table(curves: dict[str, dict] | None = None) -> tuple[list[dict], float | None]:
     """:func:`study_seeds_table` of the 400 M-token t = 12 runs, and their verdict point
-    (:func:`last_common_evaluation` of the six N = 1 and N = 4 seeds; None until all six have a
-    curve). With a verdict point the budgets stop there and include it; without one, they are
-    :data:`LONG12_BUDGETS`, for the runs that reached them."""
+    (:func:`last_common_evaluation` of ``recipes.T12_VERDICT``, the six N = 1 and N = 4 seeds; None
+    until all six have a curve). With a verdict point the budgets stop there and include it; without
+    one, they are :data:`LONG12_BUDGETS`, for the runs that reached them."""
     curves = load_curves() if curves is None else curves
-    cell = study_cell(12, run_tokens="400M")
-    at = last_common_evaluation(curves, [cell(n, s) for n in ns for s in seeds])
+    at = last_common_evaluation(curves, T12_VERDICT)
     budgets = LONG12_BUDGETS if at is None else sorted({x for x in LONG12_BUDGETS if x < 0.95 * at} | {at})
     return study_seeds_table(curves, t=12, tokens=budgets, run_tokens="400M"), at
 
