@@ -2,7 +2,7 @@
 between their evaluations and never past them, and the verdict says which N is ahead for every seed."""
 import pytest
 
-from sleeplab.repro import compute, figures, results, tables
+from sleeplab.repro import compute, figures, recipes, results, tables
 from sleeplab.repro.recipes import study_config, study_name
 
 
@@ -75,3 +75,40 @@ def test_exchange_rate_divides_n1s_tokens_by_n4s_and_bounds_it_where_n1_fell_sho
     assert rows[.2]["ratio"] == pytest.approx(2.5) and rows[.2]["bound"] is False
     assert rows[.5]["tokens_n1"] is None and rows[.5]["ratio"] == pytest.approx(2.0) and rows[.5]["bound"] is True
     assert .6 not in rows                      # N = 4 never got there: no rate either way
+
+
+def named_curve(name, points):
+    return {"cell": name, "card": "test card", "config": study_config(name).to_dict(),
+            "points": [{"tokens": x, "exact": e} for x, e in points]}
+
+
+@pytest.mark.parametrize("n1_at_matched, call", [(0.90, "N = 1 ahead"), (0.50, "sleep pays"), (0.60, "unresolved")])
+def test_t12_equal_compute_reads_n1_at_n4s_compute_at_the_verdict_point(n1_at_matched, call):
+    # the six verdict runs stop at 300 M (seed 2 first), so the read is at 300 M x 3.88 = 1,164 M; N = 4
+    # reads 52.5 / 52.5 / 70 % there (mean 58.3 %), and N = 1 must clear it by 5 points either way
+    curves = {name: named_curve(name, [(0, 0), (300e6 if name.endswith("s2-400M") else 400e6, .7)])
+              for name in recipes.T12_VERDICT}
+    assert compute.t12_equal_compute(curves) is None                     # no compute-matched run yet
+    matched = named_curve(compute.T12_MATCHED, [(0, 0), (1164e6, n1_at_matched), (1600e6, .99)])
+    curves[matched["cell"]] = matched
+    read = compute.t12_equal_compute(curves)
+    assert read["at"] == 300e6 and read["n1_tokens"] == pytest.approx(1164e6)
+    assert read["n1_exact"] == pytest.approx(n1_at_matched)
+    assert read["n4_exact"] == pytest.approx([.7 * 300 / 400, .7 * 300 / 400, .7])
+    assert read["n4_mean"] == pytest.approx((.525 * 2 + .7) / 3)
+    assert read["call"] == call
+    assert read["n1_exact_at_equal_tokens"] == pytest.approx(n1_at_matched * 300 / 1164)
+    matched["points"] = matched["points"][:1] + [(dict(tokens=1e9, exact=.9))]  # stopped short of the compute
+    assert compute.t12_equal_compute(curves) is None
+
+
+def test_t12_figures_draw_n2_beside_the_verdict_and_the_matched_n1_at_equal_compute():
+    # the 400 M-token runs with N = 2, and one 250 M-token run, whose panel the matched N = 1 joins
+    names = [*recipes.T12_VERDICT, recipes.study_name(12, 2, "paper", 0, "400M"), recipes.study_name(12, 4, "paper", 0)]
+    curves = {n: named_curve(n, [(0, 0), (100e6, .3), (200e6, .5)]) for n in names}
+    long_names = {tr.name for tr in figures.t12_long_seeds(curves).data}
+    assert {"N = 1, seed 2", "N = 2, seed 0", "N = 4, seed 1"} <= long_names
+    assert "N = 1, seed 0, 4x tokens" not in {tr.name for tr in figures.compute_matched(curves).data}
+    curves[compute.T12_MATCHED] = named_curve(compute.T12_MATCHED, [(0, 0), (800e6, .9)])
+    drawn = [tr for tr in figures.compute_matched(curves).data if tr.name == "N = 1, seed 0, 4x tokens"]
+    assert [list(tr.x) for tr in drawn] == [[0, 800]]          # M passes x tokens: N = 1 runs one a token

@@ -52,6 +52,7 @@ def test_plan_adds_the_deep_grid_then_seeds_once_the_screen_is_done(tmp_path, pa
     # the amended order: the deep grid at 500 M tokens comes before the factors' seeds
     assert later.index(f"study-t16-n4-{deep}-s0-500M") < later.index("study-t12-n4-muonN-s1")
     assert f"study-t32-n4-{deep}-s0-1B" in later and "study-t12-n1-paper-s2-400M" in later
+    assert later.index(f"study-t32-n4-{deep}-s0-1B") < later.index(f"study-t16-n4-{deep}-s0-500M")  # t = 32 first
     assert not any(c.endswith("-s1-500M") and "-t16-" in c for c in later)  # no t = 16 seeds before a lead
     assert not any(c.endswith("-2B") for c in later)
     _finish(tmp_path, f"study-t16-n4-{deep}-s0-500M", 0.34)

@@ -102,8 +102,8 @@ def test_shipped_curves_and_checkpoints(no_env):
     assert [(r["t"], r["n_sleep"]) for r in depth] == [(t, n) for t in (4, 8, 12, 16) for n in (1, 2, 4)]
     assert all(0 <= r["exact"] <= 1 for r in depth)
     have = results.checkpoints()
-    assert {"rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M", "rule110-t8-nvar", "study-t12-n1-paper-s0", "study-t12-n4-paper-s0",
-            "study-t12-n1-paper-s1-400M", "study-t12-n4-paper-s0-400M"} <= set(have)
+    assert {"rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M", "rule110-t8-nvar", "study-t12-n4-paper-s0",
+            "study-t12-n1-paper-s1-400M", "study-t12-n2-paper-s0-400M", "study-t12-n4-paper-s0-400M"} <= set(have)
     with pytest.raises(FileNotFoundError, match="shipped"):
         results.checkpoint_path("rule110-t99-n1")
 

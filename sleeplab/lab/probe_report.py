@@ -25,10 +25,11 @@ from ..device import card_name
 from ..tasks import held_out
 from . import probe
 
-# same depth, same recipe, only N differs within each group: the models the diagnostic compares. The
-# last pair is the t = 12 verdict's (N = 4 ahead of every N = 1 seed; N = 1 is seed 1, 50 M tokens more)
-PER_N = ("rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M",
-         "study-t12-n1-paper-s0", "study-t12-n4-paper-s0", "study-t12-n1-paper-s1-400M", "study-t12-n4-paper-s0-400M")
+# same depth, same recipe, only N differs within each group: the models the diagnostic compares. At
+# t = 12: N = 4 seed 0 at 250 M tokens, then the 400 M-token runs of the verdict (N = 4 ahead of every
+# N = 1 seed; N = 1 is seed 1, 50 M tokens more) with N = 2 (seed 0) between them
+PER_N = ("rule110-t8-n1-41M", "rule110-t8-n2-41M", "rule110-t8-n4-41M", "study-t12-n4-paper-s0",
+         "study-t12-n1-paper-s1-400M", "study-t12-n2-paper-s0-400M", "study-t12-n4-paper-s0-400M")
 COMMAND = "python -m sleeplab.lab.probe_report"
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "data" / "results" / "probes.json"

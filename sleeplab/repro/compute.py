@@ -4,7 +4,8 @@ to reach the same accuracy. Sleep can win at equal compute only where that rate 
 per token (3.88 passes against 1). ``python -m sleeplab.repro tables`` prints both tables."""
 from __future__ import annotations
 
-from .results import cell_info, interpolate, load_curves, tokens_to_reach
+from .recipes import T12_VERDICT, study_name
+from .results import cell_info, interpolate, last_common_evaluation, load_curves, tokens_to_reach
 from .tables import DEEP_BUDGETS, first_grid_cell, study_cell
 
 # passes x tokens at which N = 1 and N = 4 are compared (within each N = 1 run's whole range)
@@ -39,6 +40,8 @@ COMPUTE_MATCHED = {8: ("first grid", first_grid_cell(8)), 12: ("paper's recipe",
 # the t = 12 runs to 400 M tokens, where N = 4 won at equal tokens: (cell, budgets, levels) for the
 # two tables below; N = 1's 400 M tokens are the most compute either N spent
 LONG12 = (study_cell(12, run_tokens="400M"), (200e6, 300e6, 400e6), (0.5, 0.6, 0.7))
+# N = 1 trained on N = 4's compute for 400 M tokens (one seed), and the margin its read must clear
+T12_MATCHED, CLEAR_POINTS = study_name(12, 1, "paper", 0, "1600M"), 5.0
 
 
 def compute_matched_table(curves: dict[str, dict] | None = None, t: int = 12, cell=None, ns=(1, 4),
@@ -83,3 +86,29 @@ def exchange_rate_table(curves: dict[str, dict] | None = None, t: int = 12, leve
             rows.append({"t": t, "level": level, "seed": seed, "tokens_n1": t1, "tokens_n4": t4,
                          "ratio": t1_or_end / t4, "bound": bound})
     return rows
+
+
+def t12_equal_compute(curves: dict[str, dict] | None = None) -> dict | None:
+    """The planned read of sleep at equal compute at t = 12: :data:`T12_MATCHED` (N = 1, one seed) at
+    the compute the three N = 4 seeds of :data:`T12_VERDICT` had spent at the verdict point (its tokens
+    x their passes a token, interpolated), against their mean there. ``call``: "sleep pays" if N = 1 is
+    below that mean by at least :data:`CLEAR_POINTS`, "N = 1 ahead" if above by as much, else
+    "unresolved" (one N = 1 seed decides only a clear difference). ``n1_exact_at_equal_tokens``: the
+    same run at the verdict point's tokens, beside the verdict's N = 1 run of its seed. None until every
+    run exists and N = 1's run reaches that compute."""
+    curves = load_curves() if curves is None else curves
+    at, n1 = last_common_evaluation(curves, T12_VERDICT), curves.get(T12_MATCHED)
+    if at is None or n1 is None:
+        return None
+    n4 = [curves[c] for c in T12_VERDICT if cell_info(curves[c])["n_sleep"] == 4]
+    price = passes_per_token(n4[0])
+    n1_exact = interpolate(n1, at * price / passes_per_token(n1))
+    if n1_exact is None:
+        return None
+    n4_exact = [interpolate(c, at) for c in n4]
+    mean = sum(n4_exact) / len(n4_exact)
+    gap = 100 * (n1_exact - mean)
+    call = "N = 1 ahead" if gap >= CLEAR_POINTS else "sleep pays" if gap <= -CLEAR_POINTS else "unresolved"
+    return {"at": at, "passes_per_token": price, "n1_cell": T12_MATCHED, "n1_tokens": at * price,
+            "n1_exact": n1_exact, "n4_exact": n4_exact, "n4_mean": mean, "n1_minus_n4_points": gap, "call": call,
+            "n1_exact_at_equal_tokens": interpolate(n1, at)}

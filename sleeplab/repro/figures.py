@@ -69,10 +69,10 @@ def depth_sleep(curves: dict, ts=DEPTHS):
 
 
 def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, matched: int | None = 4,
-          recipe: str = "first grid"):
+          recipe: str = "first grid", ns=(1, 4)):
     """Left: every seed's curve up to the last compared budget. Right: each seed at equal tokens, and
     the N = 1 control at 4x those tokens (as much compute as N = 4) where one was trained with the
-    same recipe. ``cell(n, seed)`` names the runs (``tables.seeds_table``)."""
+    same recipe. ``cell(n, seed)`` names the runs (``tables.seeds_table``); curves are drawn for ``ns``."""
     from plotly.subplots import make_subplots
     rows = tables.seeds_table(curves, t=t, tokens=tokens, matched=matched, cell=cell)
     if not rows:
@@ -82,7 +82,7 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     count = len({r["seed"] for r in rows})
     fig = make_subplots(rows=1, cols=2, subplot_titles=[
         f"Rule 110, t = {t}: {count} seed{'s' * (count > 1)} ({recipe})", right])
-    for n in (1, 4):
+    for n in ns:
         for seed in (0, 1, 2):
             c = curves.get(cell(n, seed))
             if c:
@@ -121,11 +121,11 @@ def t12_long_seeds(curves: dict):
     if not rows:
         return None
     return seeds(curves, t=12, tokens=sorted({r["at"] for r in rows}), matched=None,
-                 recipe="paper's recipe, 400 M-token runs", cell=tables.study_cell(12, run_tokens="400M"))
+                 recipe="paper's recipe, 400 M-token runs", cell=tables.study_cell(12, run_tokens="400M"), ns=(1, 2, 4))
 
 
 # the N = 1 control at 4x tokens, drawn where one ran with the recipe of a depth's runs
-COMPUTE_CONTROLS = {8: results.cell_name(8, 1, "x4tokens")}
+COMPUTE_CONTROLS = {8: results.cell_name(8, 1, "x4tokens"), 12: compute.T12_MATCHED}
 
 
 def compute_matched(curves: dict):

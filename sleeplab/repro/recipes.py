@@ -166,6 +166,8 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
     cells.append(study_name(12, 2, deep, 0, T12))
     if confirmed(12, T12):
         cells.append(study_name(12, 1, deep, 0, "1600M"))              # N = 1 at N = 4's compute
+    # stage 4 first (amended before the ninth session): t = 32, N = 4 to 1 B needs a session of its own
+    cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]
     for t in (16, 24):                                                 # stage 3: the deep grid, 500 M
         cells += [long(t, n, 0) for n in (4, 1)]
         gap = lead(runs, t, deep, tokens="500M", known=known)
@@ -173,7 +175,6 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
             cells += [long(t, n, s) for s in (1, 2) for n in (4, 1)]
             if confirmed(t, "500M"):
                 cells.append(study_name(t, 1, deep, 0, "2B"))          # N = 1 at N = 4's compute
-    cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]        # stage 4: the paper's depth
     cells.append(long(16, 2, 0))
     cells += screen                                                    # the screen's unfinished runs
     ranked = best_factors(runs, known)

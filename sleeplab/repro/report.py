@@ -106,6 +106,15 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
             n1 = "not reached" if r["bound"] else f"{r['tokens_n1'] / 1e6:.0f} M"
             print(f"  {label}, {100 * r['level']:.0f} % exact, seed {r['seed']}: N = 1 {n1}, N = 4 "
                   f"{r['tokens_n4'] / 1e6:.0f} M tokens: rate {'>= ' * r['bound']}{r['ratio']:.2f}")
+    matched = compute.t12_equal_compute(curves)
+    if matched:
+        print(f"t = 12 at equal compute, the planned read: {matched['n1_cell']} at {matched['n1_tokens'] / 1e6:.0f} M "
+              f"tokens (the three N = 4 seeds' compute at {matched['at'] / 1e6:.0f} M, x {matched['passes_per_token']:.2f}) "
+              f"{100 * matched['n1_exact']:.1f}% against their mean {100 * matched['n4_mean']:.1f}% ("
+              + " / ".join(f"{100 * x:.1f}%" for x in matched["n4_exact"])
+              + f"): N = 1 minus N = 4 {matched['n1_minus_n4_points']:+.1f} points, {matched['call']} (clear beyond "
+              f"{compute.CLEAR_POINTS:.0f} points either way); the same run at {matched['at'] / 1e6:.0f} M tokens: "
+              f"{100 * matched['n1_exact_at_equal_tokens']:.1f}%")
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "

@@ -64,21 +64,22 @@ def study_cell(t: int, recipe: str = "paper", run_tokens: str = "250M"):
 
 
 def study_seeds_table(curves: dict[str, dict] | None = None, t: int = 12, recipe: str = "paper",
-                      tokens=STUDY_BUDGETS, run_tokens: str = "250M") -> list[dict]:
+                      tokens=STUDY_BUDGETS, run_tokens: str = "250M", ns=(1, 4)) -> list[dict]:
     """:func:`seeds_table` of the recipe study's cells: no compute-matched control, since none was
     trained with the study's recipes."""
-    return seeds_table(curves, t=t, tokens=tokens, matched=None, cell=study_cell(t, recipe, run_tokens))
+    return seeds_table(curves, t=t, ns=ns, tokens=tokens, matched=None, cell=study_cell(t, recipe, run_tokens))
 
 
 def long12_table(curves: dict[str, dict] | None = None) -> tuple[list[dict], float | None]:
     """:func:`study_seeds_table` of the 400 M-token t = 12 runs, and their verdict point
     (:func:`last_common_evaluation` of ``recipes.T12_VERDICT``, the six N = 1 and N = 4 seeds; None
     until all six have a curve). With a verdict point the budgets stop there and include it; without
-    one, they are :data:`LONG12_BUDGETS`, for the runs that reached them."""
+    one, they are :data:`LONG12_BUDGETS`, for the runs that reached them. N = 2's run (one seed) is
+    listed beside them; the verdict (:func:`seeds_verdict`) reads N = 1 and N = 4 only."""
     curves = load_curves() if curves is None else curves
     at = last_common_evaluation(curves, T12_VERDICT)
     budgets = LONG12_BUDGETS if at is None else sorted({x for x in LONG12_BUDGETS if x < 0.95 * at} | {at})
-    return study_seeds_table(curves, t=12, tokens=budgets, run_tokens="400M"), at
+    return study_seeds_table(curves, t=12, tokens=budgets, run_tokens="400M", ns=(1, 2, 4)), at
 
 
 def rerun_table(curves: dict[str, dict] | None = None, t: int = 12, at: float = 250e6, ns=(1, 4),

@@ -27,7 +27,9 @@ STEPS = 10  # WARMUP eager steps, 2 eager warm-up calls, the capture, then repla
 FP32_LOSS_RTOL = 1e-3  # fp32 sees only reordered sums and bf16 Muon roundings
 
 
-def assert_graph_trains_like_eager(precision, steps, n_ramp_steps=0, graph_options=None, **options):
+def assert_graph_trains_like_eager(record, precision, steps, n_ramp_steps=0, graph_options=None, **options):
+    """``record(name, value)`` (pytest's ``record_property``): the gaps and their bounds, which the suite's
+    log shows for passes too, so a failure can be read against the margins of earlier runs."""
     start = weights(paper_model(**options))
     eager_losses, eager = train_steps(paper_model(**options), False, precision, steps, n_ramp_steps)
     graph_losses, graph = train_steps(paper_model(**(graph_options or options)), True, precision, steps, n_ramp_steps)
@@ -41,14 +43,16 @@ def assert_graph_trains_like_eager(precision, steps, n_ramp_steps=0, graph_optio
         loss_bound = max(loss_bound, 2 * loss_gap(fp32_losses, eager_losses))
         bound = max(bound, 2 * relative_gap(fp32, eager, start))
         assert bound < 0.5, f"bf16 alone moves training {bound / 2:.3f} of its movement: too coarse to see a bug"
+    for name, value in (("loss_off", loss_off), ("loss_bound", loss_bound), ("weights_gap", gap), ("weights_bound", bound)):
+        record(name, float(value))
     assert loss_off <= loss_bound, f"losses off by {loss_off:.2e} (bound {loss_bound:.2e}): {graph_losses} {eager_losses}"
     assert gap < bound, f"weights off by {gap:.4f} of their movement (bound {bound:.4f})"
     assert eager_losses[-1] < eager_losses[0]  # the steps trained: the comparison is not of no-ops
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_graph_step_equals_eager_step(precision):
-    assert_graph_trains_like_eager(precision, STEPS)
+def test_graph_step_equals_eager_step(precision, record_property):
+    assert_graph_trains_like_eager(record_property, precision, STEPS)
 
 
 @pytest.mark.parametrize("options, n_ramp_steps", [
@@ -56,8 +60,8 @@ def test_graph_step_equals_eager_step(precision):
     (dict(grad_passes=2), 0),
     # N = 1 for steps 0-7, then 2: both N's graphs are captured and replayed within 14 steps
     (dict(n_sleep=2), 8)], ids=["pass_norm-rms", "inject-scaled", "inject-adapter", "grad_passes-2", "n_ramp_steps-8"])
-def test_recipe_options_capture_in_a_cuda_graph(options, n_ramp_steps):
-    assert_graph_trains_like_eager("bf16", 14, n_ramp_steps, **options)
+def test_recipe_options_capture_in_a_cuda_graph(options, n_ramp_steps, record_property):
+    assert_graph_trains_like_eager(record_property, "bf16", 14, n_ramp_steps, **options)
 
 
 def test_bf16_matches_fp32_within_tolerance():
@@ -78,7 +82,7 @@ def test_bf16_matches_fp32_within_tolerance():
     assert float((logits16 - logits32).norm() / logits32.norm()) < 3e-2
 
 
-def test_triton_op_mode_graph_step_trains_like_the_eager_chunk_step():
+def test_triton_op_mode_graph_step_trains_like_the_eager_chunk_step(record_property):
     """op_mode="triton" in the fast step (compiled blocks around the kernels' custom ops, one CUDA graph)
     against the eager chunk path: the same model's updates within bf16 graph-vs-eager rounding."""
-    assert_graph_trains_like_eager("bf16", STEPS, graph_options=dict(op_mode="triton"))
+    assert_graph_trains_like_eager(record_property, "bf16", STEPS, graph_options=dict(op_mode="triton"))
