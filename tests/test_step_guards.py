@@ -58,3 +58,20 @@ def test_the_graphed_step_refuses_a_batch_with_another_window_layout():
     step._load(batch([10]))  # a good batch later does not hide the bad one
     with pytest.raises(ValueError, match=r"scored windows differ from the first batch's \(prediction windows starting at \[8\]\)"):
         step.check()
+
+
+def test_compile_scratch_directory_is_made_once_per_process(monkeypatch):
+    """Every fast step of a process compiles into one scratch directory of the process's own, so a
+    benchmark or the GPU suite reuses the kernels its earlier steps compiled; the graph caches stay off."""
+    import torch._inductor.config as inductor_config
+
+    import sleeplab.train.fast as fast
+    monkeypatch.setattr(fast, "_SCRATCH", [])
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", True)
+    fast._no_compile_caches()
+    first = fast.os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    assert first != "/elsewhere" and "sleeplab-inductor-" in first and fast.os.path.isdir(first)
+    fast.os.environ["TORCHINDUCTOR_CACHE_DIR"] = "/elsewhere"    # e.g. changed by other code in between
+    fast._no_compile_caches()
+    assert fast.os.environ["TORCHINDUCTOR_CACHE_DIR"] == first and inductor_config.fx_graph_cache is False

@@ -136,19 +136,27 @@ class GraphedStep:
         return loss
 
 
+_SCRATCH: list[str] = []  # this process's inductor cache directory, made by its first fast step
+
+
 def _no_compile_caches() -> None:
     """Turn off inductor's on-disk graph caches. With torch 2.11 on an H200, a second run that loaded
     blocks compiled by an earlier run crashed with garbage view shapes ("invalid shape dimension
     -1424775581556458564"), in 5 of 5 runs; fresh compiles never did. Compiling costs ~1 minute a run.
     Each process also compiles in a scratch directory of its own, so runs sharing a host (a sweep, the
-    processes of a DDP run) never read or write each other's kernels."""
+    processes of a DDP run) never read or write each other's kernels. It is made once per process:
+    a process that builds several fast steps (a benchmark, the GPU suite) reuses the kernels its
+    earlier ones compiled (keyed by their source, as in any kernel cache) instead of compiling them
+    all again in a new directory each time."""
     import tempfile
 
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
     inductor_config.fx_graph_cache = False
     functorch_config.enable_autograd_cache = False
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="sleeplab-inductor-")
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.mkdtemp(prefix="sleeplab-inductor-"))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = _SCRATCH[0]
 
 
 class Prefetcher:
