@@ -6,11 +6,15 @@ from sleeplab.repro import compute, figures, recipes, results, tables
 from sleeplab.repro.recipes import study_config, study_name
 
 
-def study_curve(t, n, seed, points):
+def named_curve(name, points):
     """A curve as ``collect`` writes one: the study cell's own config, and (tokens, exact) evaluations."""
-    name = study_name(t, n, "paper", seed)
     return {"cell": name, "card": "test card", "config": study_config(name).to_dict(),
             "points": [{"tokens": x, "exact": e} for x, e in points]}
+
+
+def study_curve(t, n, seed, points):
+    """:func:`named_curve` of the paper's recipe's 250 M-token study cell of depth t, N and seed."""
+    return named_curve(study_name(t, n, "paper", seed), points)
 
 
 def test_passes_per_token_counts_n_passes_over_the_context_and_one_over_the_queries():
@@ -75,11 +79,6 @@ def test_exchange_rate_divides_n1s_tokens_by_n4s_and_bounds_it_where_n1_fell_sho
     assert rows[.2]["ratio"] == pytest.approx(2.5) and rows[.2]["bound"] is False
     assert rows[.5]["tokens_n1"] is None and rows[.5]["ratio"] == pytest.approx(2.0) and rows[.5]["bound"] is True
     assert .6 not in rows                      # N = 4 never got there: no rate either way
-
-
-def named_curve(name, points):
-    return {"cell": name, "card": "test card", "config": study_config(name).to_dict(),
-            "points": [{"tokens": x, "exact": e} for x, e in points]}
 
 
 @pytest.mark.parametrize("n1_at_matched, call", [(0.90, "N = 1 ahead"), (0.50, "sleep pays"), (0.60, "unresolved")])
