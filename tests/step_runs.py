@@ -68,15 +68,17 @@ def loss_gap(losses, reference) -> float:
     return float(((losses - reference).abs() / reference.abs()).max())
 
 
-def rate_change_gap(eager: dict, start: dict, precision: str, steps: int, n_ramp_steps: int = 0,
-                    device: str = "cuda", size: int = BATCH, **options) -> float:
-    """How far from the eager run ``eager`` an eager run with both learning rates 5 % higher ends: the
-    smallest difference we call a bug. Rounding alone moves two runs apart too: Muon orthogonalises in
-    bf16, so any change in a gradient can flip the bf16 rounding of an update element, and training
-    carries that forward. ``python benchmarks/step_noise.py`` measures both on the CPU (the paper model at
-    N = 4, batch 32, 10 steps): a perturbation of the weights by 1e-7 to 1e-5 of their size left them
-    1.2-1.5 % of their movement apart, 5 % higher rates 9.4 %. That is the fp32 yardstick; one of 1e-3
-    (a bf16 rounding) gave 7.0 %, so bf16 runs need another (``tests/gpu/test_gpu_step.py``)."""
-    _, changed = train_steps(paper_model(device=device, **options), False, precision, steps, n_ramp_steps,
-                             rate=RATE_CHANGE, size=size)
-    return relative_gap(changed, eager, start)
+def rate_change_gaps(eager_losses, eager: dict, start: dict, precision: str, steps: int, n_ramp_steps: int = 0,
+                     device: str = "cuda", size: int = BATCH, **options) -> tuple[float, float]:
+    """How far from the eager run (``eager_losses``, weights ``eager``) an eager run with both learning
+    rates 5 % higher ends: (largest relative loss difference, relative gap of the weights), the smallest
+    difference we call a bug. Rounding alone moves two runs apart too: Muon orthogonalises in bf16, so
+    any change in a gradient can flip the bf16 rounding of an update element, and training carries that
+    forward. ``python benchmarks/step_noise.py`` measures both on the CPU (the paper model at N = 4,
+    batch 32, 10 steps): a perturbation of the weights by 1e-7 to 1e-5 of their size left them 1.2-1.5 %
+    of their movement apart and the losses within 2.1e-5, 5 % higher rates 9.4 % and 2.0e-2. That is
+    the fp32 yardstick; one of 1e-3 (a bf16 rounding) gave 7.0 % and 5.2e-4, so bf16 runs need another
+    (``tests/gpu/test_gpu_step.py``)."""
+    losses, changed = train_steps(paper_model(device=device, **options), False, precision, steps, n_ramp_steps,
+                                  rate=RATE_CHANGE, size=size)
+    return loss_gap(losses, eager_losses), relative_gap(changed, eager, start)

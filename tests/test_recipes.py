@@ -53,6 +53,9 @@ def test_plan_adds_the_deep_grid_then_seeds_once_the_screen_is_done(tmp_path, pa
     assert later.index(f"study-t16-n4-{deep}-s0-500M") < later.index("study-t12-n4-muonN-s1")
     assert f"study-t32-n4-{deep}-s0-1B" in later and "study-t12-n1-paper-s2-400M" in later
     assert later.index(f"study-t32-n4-{deep}-s0-1B") < later.index(f"study-t16-n4-{deep}-s0-500M")  # t = 32 first
+    grid_n2 = [study_name(16, 2, deep, 0, "500M"), study_name(24, 2, deep, 0, "500M"), study_name(8, 2, deep, 0)]
+    assert later.index(study_name(32, 1, deep, 0, "1B")) < min(map(later.index, grid_n2))   # then the grid's N = 2
+    assert max(map(later.index, grid_n2)) < later.index(f"study-t16-n4-{deep}-s0-500M")
     assert not any(c.endswith("-s1-500M") and "-t16-" in c for c in later)  # no t = 16 seeds before a lead
     assert not any(c.endswith("-2B") for c in later)
     _finish(tmp_path, f"study-t16-n4-{deep}-s0-500M", 0.34)

@@ -168,6 +168,8 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
         cells.append(study_name(12, 1, deep, 0, "1600M"))              # N = 1 at N = 4's compute
     # stage 4 first (amended before the ninth session): t = 32, N = 4 to 1 B needs a session of its own
     cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]
+    # amended before the tenth session: the grid's N = 2 and its t = 8 row with this recipe come next
+    cells += [long(t, 2, 0) for t in (16, 24)] + [study_name(8, n, deep, 0) for n in (1, 2, 4)]
     for t in (16, 24):                                                 # stage 3: the deep grid, 500 M
         cells += [long(t, n, 0) for n in (4, 1)]
         gap = lead(runs, t, deep, tokens="500M", known=known)
@@ -175,7 +177,6 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
             cells += [long(t, n, s) for s in (1, 2) for n in (4, 1)]
             if confirmed(t, "500M"):
                 cells.append(study_name(t, 1, deep, 0, "2B"))          # N = 1 at N = 4's compute
-    cells.append(long(16, 2, 0))
     cells += screen                                                    # the screen's unfinished runs
     ranked = best_factors(runs, known)
     if ranked is not None:                                             # stage 2: the factors' seeds
@@ -183,7 +184,6 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
         second = next(f for f in ranked[1:] if not {first, f} <= {"inject", "adapter"})
         for r in (first, second, combine(first, second)):
             cells += [study_name(12, 4, r, s) for s in (0, 1, 2)] + [study_name(12, 1, r, s) for s in (0, 1, 2)]
-    cells += [study_name(8, n, deep, 0) for n in (1, 2, 4)]
     return list(dict.fromkeys(cells))
 
 
