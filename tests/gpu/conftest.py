@@ -12,8 +12,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # torch's structured-trace logger emits thousands of empty DEBUG records while inductor compiles; pytest
-# captures them into every failing test's report, which pushed the tracebacks out of a device log's tail
-logging.getLogger("torch.__trace").propagate = False
+# captured them into every failing test's report, which pushed the tracebacks out of a device log's
+# tail. Setting propagate = False did not stop them on the H100 (torch may set it again when it sets
+# up its logs); a filter on the logger drops them before any handler. The suite never writes a trace.
+logging.getLogger("torch.__trace").addFilter(lambda record: False)
 
 
 _config = []   # pytest's config, once configured: its terminal reporter writes past the output capture
