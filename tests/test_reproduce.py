@@ -300,7 +300,7 @@ def test_eviction_table_measures_the_control_against_input_blind_guesses(above_m
 def test_figures_skip_cells_without_data(fake_curves):
     figs = figures.build(fake_curves)
     assert set(figs) == {"rule110_depth_sleep", "rule110_t8_seeds", "rule110_t8_rule_ablation", "depo_per_k",
-                         "rule110_compute_matched"}
+                         "rule110_compute_matched", "rule110_where_sleep_pays"}
     names = lambda fig: {tr.name for tr in fig.data}
     depth = figs["rule110_depth_sleep"]     # only t = 8 has cells: one panel, not four with three empty
     assert [a.text for a in depth.layout.annotations if a.text.startswith("Rule 110")] == ["Rule 110, t = 8"]
@@ -322,9 +322,9 @@ def test_tables_command_runs_on_partial_data(fake_curves, tmp_path, capsys):
     path.write_text(json.dumps([fake_curves["rule110-t8-n2-hebbian"]]))
     main(["tables", "--curves", str(path)])
     out = capsys.readouterr().out
-    # no recipe study, t = 12 (250 M and 400 M runs) or t = 16 seeds, depth grid, eviction control, Depo cell
-    # or test_time_n/ beside it
-    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 9
+    # no recipe study, t = 12 (250 M and 400 M runs) or t = 16 seeds, depth grid, eviction control, Depo cell,
+    # test_time_n/ beside it, or N = 1 and N = 4 pairs by depth
+    assert "rule110-t8-n2-hebbian" in out and out.count("(no data yet)") == 10
 
 
 def test_depo_cell_records_per_k_on_cpu(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..lab.viz import COLORS
-from . import compute, results, tables
+from . import by_depth, compute, results, tables
 
 SEED_DASH = {0: "solid", 1: "dash", 2: "dot"}
 _PALETTE = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -21,12 +21,6 @@ DEPTHS = (4, 8, 12, 16)
 def _xy(curve: dict, key: str = "exact", upto: float | None = None):
     points = [p for p in curve["points"] if upto is None or p["tokens"] <= upto]
     return [p["tokens"] / 1e6 for p in points], [p.get(key) for p in points]
-
-
-def _cards(curves: dict, cells) -> str:
-    """The cards the drawn cells ran on, for a title: the numbers are only comparable on one card."""
-    cards = sorted({curves[c].get("card") or "card not recorded" for c in cells if c in curves})
-    return ", ".join(cards)
 
 
 def depth_sleep(curves: dict, ts=DEPTHS):
@@ -64,7 +58,7 @@ def depth_sleep(curves: dict, ts=DEPTHS):
     fig.update_yaxes(range=[0, 1])
     fig.update_yaxes(title_text="held-out exact accuracy", col=1)
     fig.update_layout(height=HEIGHT * rows, title="Sleep passes N at an equal token budget "
-                      f"(seed 0, {_cards(curves, [c for t in shown for c in cells[t]])})")
+                      f"(seed 0, {results.cards(curves, [c for t in shown for c in cells[t]])})")
     return fig
 
 
@@ -102,7 +96,7 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     fig.update_xaxes(title_text="training tokens (M)", row=1, col=1)
     fig.update_xaxes(title_text="tokens of the N = 4 run", row=1, col=2)
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
-    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({_cards(curves, [r['cell'] for r in rows])})")
+    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({results.cards(curves, [r['cell'] for r in rows])})")
     return fig
 
 
@@ -150,7 +144,7 @@ def compute_matched(curves: dict):
         return None
     fig.update_xaxes(title_text="compute: passes x tokens (M)")
     fig.update_yaxes(title_text="held-out exact accuracy", col=1)
-    fig.update_layout(title=f"N = 1 and N = 4 at equal compute ({_cards(curves, [c[0] for c in drawn])})")
+    fig.update_layout(title=f"N = 1 and N = 4 at equal compute ({results.cards(curves, [c[0] for c in drawn])})")
     return fig
 
 
@@ -192,7 +186,7 @@ def recipe_study(curves: dict, t: int = 12, run_tokens: str | None = None):
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1], row=1, col=1)
     fig.update_yaxes(title_text="RMS of h", row=1, col=2)
     fig.update_yaxes(title_text="mean cosine", range=[0, 1], row=1, col=3)
-    fig.update_layout(title=f"Recipe-study runs at t = {t} ({_cards(curves, cells)})")
+    fig.update_layout(title=f"Recipe-study runs at t = {t} ({results.cards(curves, cells)})")
     return fig
 
 
@@ -207,7 +201,7 @@ def rule_ablation(curves: dict, t: int = 8, n: int = 2):
         fig.add_scatter(x=x, y=y, name=r["rule"].replace("_", " "), line=dict(color=COLORS[r["rule"]]))
     fig.update_xaxes(title_text="training tokens (M)")
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
-    fig.update_layout(title=f"Update rule, Rule 110 t = {t}, N = {n} ({_cards(curves, [r['cell'] for r in rows])})")
+    fig.update_layout(title=f"Update rule, Rule 110 t = {t}, N = {n} ({results.cards(curves, [r['cell'] for r in rows])})")
     return fig
 
 
@@ -237,7 +231,7 @@ def depo_per_k(curves: dict):
     fig.update_xaxes(title_text="training tokens (M)", row=1, col=2)
     fig.update_yaxes(title_text="held-out query accuracy", range=[0, 1])
     fig.update_layout(title=f"Depo (scaled down): which hop counts each N learns "
-                            f"({_cards(curves, [c['cell'] for c in shipped])})")
+                            f"({results.cards(curves, [c['cell'] for c in shipped])})")
     return fig
 
 
@@ -293,6 +287,6 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
             "rule110_t12_400M_seeds": t12_long_seeds(curves),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves),
-            "rule110_compute_matched": compute_matched(curves),
+            "rule110_compute_matched": compute_matched(curves), "rule110_where_sleep_pays": by_depth.figure(curves),
             **{f"rule110_t{t}_study": recipe_study(curves, t, run) for t, run in ((24, "500M"), (32, "1B"))}}
     return {name: fig for name, fig in figs.items() if fig is not None}

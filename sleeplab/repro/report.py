@@ -21,7 +21,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
     variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
     as text; a table whose cells have no data yet says so."""
-    from . import compute, recipes, results, tables
+    from . import by_depth, compute, recipes, results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     study = tables.study_seeds_table(curves)
@@ -115,6 +115,13 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
               + f"): N = 1 minus N = 4 {matched['n1_minus_n4_points']:+.1f} points, {matched['call']} (clear beyond "
               f"{compute.CLEAR_POINTS:.0f} points either way); the same run at {matched['at'] / 1e6:.0f} M tokens: "
               f"{100 * matched['n1_exact_at_equal_tokens']:.1f}%")
+    leads = [{**r, **{k: f"{100 * r[k]:.1f}%" for k in ("n1", "n4", "n4_equal_compute")},
+              **{k: f"{r[k]:+.1f}" for k in ("lead_tokens", "lead_compute")}} for r in by_depth.leads(curves)]
+    print("\nwhere sleep pays, by depth (sleeplab.repro.by_depth): N = 4 minus N = 1 per seed, points, at the last "
+          "evaluation every run of a depth reached (t = 8 also at 41 M); at equal compute N = 4 read at 1 / 3.88 "
+          "of those tokens\n" + (results.format_table(leads, ("t", "recipe", "seed", "tokens", "n1", "n4", "lead_tokens",
+                                                             "n4_equal_compute", "lead_compute"))
+                                 if leads else "(no data yet)"))
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "

@@ -264,6 +264,11 @@ def tokens_to_reach(curve: dict, level: float) -> float | None:
     return None
 
 
+def cards(curves: dict, cells) -> str:
+    """The cards the cells ran on, for a figure's title: the numbers are only comparable on one card."""
+    return ", ".join(sorted({curves[c].get("card") or "card not recorded" for c in cells if c in curves}))
+
+
 def last_common_evaluation(curves: dict[str, dict], cells) -> float | None:
     """The tokens of the last evaluation that every run in ``cells`` reached (runs of one batch size
     evaluate at the same steps), or None while one of them has no curve: where runs stopped when the

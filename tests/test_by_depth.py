@@ -1,0 +1,56 @@
+"""The where-sleep-pays summary (``sleeplab.repro.by_depth``): each depth read at the last evaluation all
+of its paired runs reached, N = 4 minus N = 1 at equal tokens and at equal compute, unpaired seeds left
+out."""
+import copy
+
+import pytest
+
+from sleeplab.repro import by_depth
+from sleeplab.repro.compute import passes_per_token
+from sleeplab.repro.results import load_curves
+from sleeplab.repro.recipes import study_name
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_curves()
+
+
+def line(curve: dict, end: float, start_exact: float, end_exact: float, every: float = 50e6) -> dict:
+    """``curve`` (a shipped run, for its config) with made-up evaluations: exact rising linearly to ``end``."""
+    out = copy.deepcopy(curve)
+    steps = int(end / every)
+    out["points"] = [{"tokens": i * every, "exact": start_exact + (end_exact - start_exact) * i / steps}
+                     for i in range(steps + 1)]
+    return out
+
+
+def test_each_depth_is_read_where_its_shortest_paired_run_ends(shipped):
+    n1, n4 = (study_name(32, n, "paper", 0, "1B") for n in (1, 4))
+    curves = {n1: line(shipped[n1], 1000e6, 0.10, 0.20), n4: line(shipped[n4], 800e6, 0.10, 0.50)}
+    (row,) = [r for r in by_depth.leads(curves) if r["t"] == 32]
+    assert row["tokens"] == 800e6                               # N = 4 stopped first: both read there
+    assert row["n1"] == pytest.approx(0.18) and row["n4"] == pytest.approx(0.50)
+    assert row["lead_tokens"] == pytest.approx(32.0)
+    # equal compute: N = 4 read at 1 / 3.88 of N = 1's tokens, where its line stood lower
+    price = passes_per_token(curves[n4])
+    assert price == pytest.approx(3.88)
+    assert row["n4_equal_compute"] == pytest.approx(0.10 + 0.40 * (800e6 / price) / 800e6, abs=1e-3)
+    assert row["lead_compute"] == pytest.approx(100 * (row["n4_equal_compute"] - 0.18))
+
+
+def test_seeds_without_both_runs_are_left_out(shipped):
+    rows = [r for r in by_depth.leads(shipped) if r["t"] == 16]
+    assert study_name(16, 1, "paper", 2, "500M") in shipped and study_name(16, 4, "paper", 2, "500M") not in shipped
+    assert sorted(r["seed"] for r in rows) == [0, 1]
+    paired = [shipped[study_name(16, n, "paper", s, "500M")] for n in (1, 4) for s in (0, 1)]
+    assert {r["tokens"] for r in rows} == {min(c["points"][-1]["tokens"] for c in paired)}
+
+
+def test_figure_draws_one_point_per_seed_and_read(shipped):
+    rows = by_depth.leads(shipped)
+    fig = by_depth.figure(shipped)
+    assert [len(trace.x) for trace in fig.data] == [len(rows), len(rows)]
+    assert list(fig.data[0].y) == [r["lead_tokens"] for r in rows]
+    assert list(fig.data[1].y) == [r["lead_compute"] for r in rows]
+    assert by_depth.figure({}) is None
