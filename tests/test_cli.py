@@ -75,6 +75,10 @@ def test_train_eval_export_from_the_command_line(tmp_path, capsys):
                  "--out", str(tmp_path / "e.json")]) == 0
     report = json.loads((tmp_path / "e.json").read_text())
     assert set(report["results"]) == {"1", "3"} and report["examples"] == 8 and report["step"] == 2
+    # provenance: the command (defaults spelled out), the device, torch and the code that made the file
+    assert report["command"] == (f"python -m sleeplab.train.cli eval {out / CHECKPOINT} --n-sleep 1 3 --eval-size 8"
+                                 " --split eval --device cpu")
+    assert report["card"].startswith("cpu") and report["torch"] and "commit" in report["code"]
     assert json.loads(capsys.readouterr().out) == report
     assert main(["export", str(out / CHECKPOINT), str(tmp_path / "small.sleeplab")]) == 0
     assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "small.sleeplab").stat().st_size

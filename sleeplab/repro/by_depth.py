@@ -75,5 +75,5 @@ def figure(curves: dict[str, dict]):
     fig.update_xaxes(tickvals=list(range(len(labels))), ticktext=labels, title_text="depth t, tokens read, recipe")
     fig.update_yaxes(title_text="N = 4 minus N = 1, exact (points; one point per seed)")
     fig.update_layout(title=f"Where sleep pays: Rule 110, N = 4 against N = 1 by depth ({cards(curves, cells)})",
-                      height=520, width=1000, legend=dict(orientation="h", y=-0.3))
+                      height=520, legend=dict(orientation="h", y=-0.3))
     return fig

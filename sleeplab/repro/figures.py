@@ -236,22 +236,24 @@ def depo_per_k(curves: dict):
 
 
 def _trained_range(cell: str, report: dict):
-    """(t, (lo, hi)) of a variable-N cell: from its definition in ``cells.CELLS``, else from the
-    checkpoint's name (t only)."""
+    """(t, (lo, hi)) of the N a cell trained with: a variable-N cell's range, (N, N) for a fixed N; from
+    its definition (``cells.CELLS`` or a study cell's name), else from the checkpoint's name (t only)."""
     import re
 
     from .cells import CELLS
-    cfg = CELLS.get(cell)
+    from .recipes import study_config
+    cfg = CELLS.get(cell) or (study_config(cell) if cell.startswith("study-") else None)
     if cfg is not None:
-        return cfg.task_args.get("t"), cfg.model_args.get("n_sleep_range")
+        n = cfg.model_args.get("n_sleep", 1)
+        return cfg.task_args.get("t"), tuple(cfg.model_args.get("n_sleep_range") or (n, n))
     m = re.search(r"-t(\d+)-", Path(report.get("checkpoint", cell)).stem + "-")
     return (int(m[1]) if m else None), None
 
 
 def test_time_n(reports: dict):
-    """Held-out exact accuracy of each variable-N checkpoint against the N it is run with at test time,
-    one panel per checkpoint (their accuracies differ too much for one axis), ±1 binomial standard error,
-    the N range it was trained on shaded."""
+    """Held-out exact accuracy of each checkpoint against the N it is run with at test time, one panel
+    per checkpoint (their accuracies differ too much for one axis), ±1 binomial standard error, the N
+    it was trained with (a variable-N model's range) shaded."""
     from plotly.subplots import make_subplots
     rows = tables.table_test_time_n(reports)
     if not rows:
@@ -260,22 +262,28 @@ def test_time_n(reports: dict):
     titles = []
     for c in cells:
         t, _ = _trained_range(c, reports[c])
-        titles.append(f"Rule 110, t = {t} ({c}, {reports[c]['examples']:,} examples)" if t else c)
-    fig = make_subplots(rows=1, cols=len(cells), subplot_titles=titles)
-    for col, cell in enumerate(cells, start=1):
+        titles.append(f"Rule 110, t = {t}<br>{c}, {reports[c]['examples']:,} examples" if t else c)
+    n_cols = min(len(cells), 3)
+    n_rows = -(-len(cells) // n_cols)
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, vertical_spacing=0.2)
+    for i, cell in enumerate(cells):
+        row, col = divmod(i, n_cols)
+        row, col = row + 1, col + 1
         sel = [r for r in rows if r["cell"] == cell]
         fig.add_scatter(x=[r["n_sleep"] for r in sel], y=[r["exact"] for r in sel], mode="lines+markers",
                         name=cell, showlegend=False, line=dict(color=COLORS[2]),
-                        error_y=dict(type="data", array=[r["se"] for r in sel], visible=True), row=1, col=col)
+                        error_y=dict(type="data", array=[r["se"] for r in sel], visible=True), row=row, col=col)
         _, trained = _trained_range(cell, reports[cell])
         if trained:
             fig.add_vrect(x0=trained[0] - 0.5, x1=trained[1] + 0.5, fillcolor="gray", opacity=0.15, line_width=0,
-                          annotation_text=f"trained: N ~ U{{{trained[0]}..{trained[1]}}}",
-                          annotation_position="bottom left", row=1, col=col)
-        fig.update_xaxes(tickvals=[r["n_sleep"] for r in sel], row=1, col=col)
+                          annotation_text=(f"trained: N = {trained[0]}" if trained[0] == trained[1]
+                                           else f"trained: N ~ U{{{trained[0]}..{trained[1]}}}"),
+                          annotation_position="bottom left", row=row, col=col)
+        fig.update_xaxes(tickvals=[r["n_sleep"] for r in sel], row=row, col=col)
     fig.update_xaxes(title_text="sleep passes N at test time")
     fig.update_yaxes(title_text="held-out exact accuracy (±1 s.e.)", col=1)
-    fig.update_layout(title="One checkpoint, N moved at test time: does accuracy keep rising past the trained range?")
+    fig.update_layout(title="One checkpoint, N moved at test time: does accuracy keep rising past the N it trained with?",
+                      height=380 * n_rows + 140, margin=dict(t=140))
     return fig
 
 

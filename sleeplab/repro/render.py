@@ -10,7 +10,7 @@ from .figures import HEIGHT, build
 
 WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100,
           "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "rule110_t12_400M_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100,
-          "rule110_compute_matched": 1300}
+          "rule110_compute_matched": 1300, "rule110_where_sleep_pays": 1000}
 
 
 def screenshot(fig, png: Path, width=900, height=HEIGHT) -> bool:
@@ -23,7 +23,8 @@ def screenshot(fig, png: Path, width=900, height=HEIGHT) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(tmp) / "fig.html"
-        fig.update_layout(width=width, height=height, margin=dict(l=60, r=20, t=60, b=50))
+        # a figure whose title sits above two-line panel titles asks for a taller top margin, and keeps it
+        fig.update_layout(width=width, height=height, margin=dict(l=60, r=20, t=max(60, fig.layout.margin.t or 0), b=50))
         fig.write_html(html, include_plotlyjs=True, full_html=True, config={"displayModeBar": False})
         subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                         "--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp}/u",

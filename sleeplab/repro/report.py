@@ -50,7 +50,8 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
               "within_2_points")),
             ("Depo per hop count k", tables.depo_table(curves),
              ("cell", "n_sleep", "tokens", "per_query", *(f"k={k}" for k in tables.DEPO_K))),
-            ("sleep at test time: variable-N models at N = 1..8 (same held-out examples at every N)",
+            ("sleep at test time: checkpoints run at other N (variable-N models at 1..8, fixed-N at 1..6; the same "
+             "held-out examples at every N of a checkpoint)",
              tables.table_test_time_n(tables.load_test_time_n(test_time_dir)),
              ("cell", "n_sleep", "examples", "exact", "se", "per_label"))):
         print(f"\n{title}\n" + (results.format_table(rows, columns) if rows else "(no data yet)"))

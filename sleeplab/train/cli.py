@@ -192,8 +192,18 @@ def run_eval(args) -> dict:
                      EVAL_SEED if args.eval_seed is None else args.eval_seed)
     results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config["batch_size"])
                for n in (args.n_sleep or [model.config.n_sleep])}
+    import torch
+
+    from ..checkpoint import code_version
+    from ..device import card_name
+    # the command that reproduces this file, spelled out with its defaults filled in
+    flags = (["--n-sleep", *map(str, args.n_sleep)] if args.n_sleep else []) + ["--eval-size", str(size), "--split",
+             args.split] + (["--eval-seed", str(args.eval_seed)] if args.eval_seed is not None else [])
     report = {"checkpoint": str(args.checkpoint), "task": model.task, "step": model.manifest["step"],
-              "split": args.split, "examples": size, "eval_seed": args.eval_seed, "results": results}
+              "split": args.split, "examples": size, "eval_seed": args.eval_seed, "results": results,
+              "card": card_name(model.device), "torch": torch.__version__, "code": code_version(),
+              "command": " ".join(["python -m sleeplab.train.cli eval", str(args.checkpoint), *flags,
+                                   "--device", args.device])}
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
