@@ -18,9 +18,9 @@ def _print_verdict(verdict: dict) -> None:
 
 def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | None = None) -> None:
     """The seeds comparison (with its verdict: does every N = 4 seed beat every N = 1 seed?), the update-rule ablation, the depth x
-    sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table and the
-    variable-N models at test-time N (``test_time_dir``, default ``test_time_n/`` beside the curves),
-    as text; a table whose cells have no data yet says so."""
+    sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table, checkpoints
+    run at other N (``test_time_dir``, default ``test_time_n/`` beside the curves) and where sleep pays
+    by depth, as text; a table whose cells have no data yet says so."""
     from . import by_depth, compute, recipes, results, tables
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)

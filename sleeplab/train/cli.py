@@ -182,7 +182,11 @@ def config_from_args(args) -> TrainConfig:
 def run_eval(args) -> dict:
     """Score a checkpoint on held-out examples at each N; at the run's own eval_size (the default) they
     are the very items it was scored on during training."""
+    import torch
+
     from ..api import evaluate, load
+    from ..checkpoint import code_version
+    from ..device import card_name
     from ..tasks import EVAL_SEED, held_out
     model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
     size = model.train_config["eval_size"] if args.eval_size is None else args.eval_size
@@ -192,10 +196,6 @@ def run_eval(args) -> dict:
                      EVAL_SEED if args.eval_seed is None else args.eval_seed)
     results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config["batch_size"])
                for n in (args.n_sleep or [model.config.n_sleep])}
-    import torch
-
-    from ..checkpoint import code_version
-    from ..device import card_name
     # the command that reproduces this file, spelled out with its defaults filled in
     flags = (["--n-sleep", *map(str, args.n_sleep)] if args.n_sleep else []) + ["--eval-size", str(size), "--split",
              args.split] + (["--eval-seed", str(args.eval_seed)] if args.eval_seed is not None else [])
