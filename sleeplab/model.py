@@ -23,6 +23,7 @@ from .ops import compute_dtype
 EVICTIONS = ("hard", "sliding", "none")
 PASS_NORMS = ("none", "rms")
 INJECTIONS = ("none", "add", "scaled", "adapter")
+FEEDS = ("features", "embedding")
 OP_MODES = ("chunk", "recurrent", "triton")
 
 
@@ -47,6 +48,7 @@ class SleepLMConfig:
     grad_passes: int | None = None       # features carry gradient through only the last k passes (S always does)
     pass_norm: str = "none"              # none | rms: features enter every pass at the embedding's scale
     inject: str = "none"                 # none | add | scaled | adapter: the window's embedding in later passes
+    feed: str = "features"               # features (the paper) | embedding: later passes re-read the window, not h
     depth_init: bool = False             # residual output projections scaled by the effective depth (blocks x N)
     checkpoint_windows: bool = False     # recompute each sleep in backward to save memory
 
@@ -80,6 +82,11 @@ class SleepLMConfig:
             raise ValueError(f"pass_norm {self.pass_norm!r} is not known; allowed: {PASS_NORMS}")
         if self.inject not in INJECTIONS:
             raise ValueError(f"inject {self.inject!r} is not known; allowed: {INJECTIONS}")
+        if self.feed not in FEEDS:
+            raise ValueError(f"feed {self.feed!r} is not known; allowed: {FEEDS}")
+        if self.feed == "embedding" and (self.pass_norm, self.inject) != ("none", "none"):
+            raise ValueError(f"feed 'embedding' gives later passes no features to normalise or inject into; "
+                             f"got pass_norm {self.pass_norm!r}, inject {self.inject!r} (use 'none' for both)")
 
     @property
     def kinds(self) -> list[str]:

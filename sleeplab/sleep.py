@@ -177,9 +177,12 @@ def pass_input(model, h, e, e_rms, n: int, n_sleep: int) -> torch.Tensor:
     * ``inject``: the embedding comes back in. ``add``: h + e (at its own, small scale); ``scaled``:
       h + e rescaled to h's RMS, an equal share; ``adapter``: a learned W [h, e at h's scale],
       starting as the ``scaled`` sum.
+    * ``feed="embedding"``: no features cross from pass to pass; every pass reads e, as the first
+      does. S still carries over, so a sleep is N rounds of writes from (nearly) the same features:
+      the ablation that tells what the fed-back features add from what the repeated writes do.
     """
     config = model.config
-    if n == 0:
+    if n == 0 or config.feed == "embedding":
         return e
     if config.grad_passes is not None and n <= n_sleep - config.grad_passes:
         h = h.detach()

@@ -79,7 +79,14 @@ def test_train_eval_export_from_the_command_line(tmp_path, capsys):
     assert report["command"] == (f"python -m sleeplab.train.cli eval {out / CHECKPOINT} --n-sleep 1 3 --eval-size 8"
                                  " --split eval --device cpu")
     assert report["card"].startswith("cpu") and report["torch"] and "commit" in report["code"]
+    assert report["feed"] == "features"
     assert json.loads(capsys.readouterr().out) == report
+    # the feature-recurrence ablation: the same checkpoint, later passes fed the window's embedding
+    assert main(["eval", str(out / CHECKPOINT), "--n-sleep", "3", "--eval-size", "8", "--feed", "embedding",
+                 "--out", str(tmp_path / "f.json")]) == 0
+    ablated = json.loads((tmp_path / "f.json").read_text())
+    assert ablated["feed"] == "embedding" and ablated["command"].endswith("--feed embedding --device cpu")
+    assert json.loads(capsys.readouterr().out) == ablated
     assert main(["export", str(out / CHECKPOINT), str(tmp_path / "small.sleeplab")]) == 0
     assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "small.sleeplab").stat().st_size
 

@@ -55,6 +55,21 @@ def test_every_later_pass_of_the_loop_reads_its_own_windows_embedding_scale(chec
             assert torch.allclose(rms(x), rms(e), rtol=1e-9)
 
 
+def test_embedding_feed_gives_every_pass_the_window_embedding_and_still_carries_s():
+    model = make(feed="embedding", n_sleep=3)
+    h, e = grown_features(model)
+    assert all(torch.equal(pass_input(model, h, e, rms(e), n, 3), e) for n in range(3))
+    tokens, mask = tokens_and_mask()
+    fed, run_blocks = [], model.run_blocks
+    model.run_blocks = lambda x, *rest: fed.append(x) or run_blocks(x, *rest)
+    sleep_forward(model, tokens, mask, n_sleep=3)
+    assert len(fed) == 3 * 4 + 1 and all(torch.equal(fed[3 * w + n], fed[3 * w]) for w in range(4) for n in (1, 2))
+    # S still crosses from pass to pass: three passes of the same window are not one
+    with torch.no_grad():
+        three, one = sleep_forward(model, tokens, mask, n_sleep=3), sleep_forward(model, tokens, mask, n_sleep=1)
+    assert not torch.allclose(three, one)
+
+
 def test_scaled_injection_adds_the_embedding_at_the_stream_scale():
     model = make(inject="scaled")
     h, e = grown_features(model)
@@ -123,7 +138,8 @@ def test_muon_rate_scales_with_n_as_configured():
     assert TrainConfig(**base, muon_lr_n_power=1.0).effective_muon_lr() == pytest.approx(5e-4)
 
 
-@pytest.mark.parametrize("bad, match", [(dict(pass_norm="layer"), "pass_norm"), (dict(inject="concat"), "inject")])
+@pytest.mark.parametrize("bad, match", [(dict(pass_norm="layer"), "pass_norm"), (dict(inject="concat"), "inject"),
+                                        (dict(feed="h"), "feed"), (dict(feed="embedding", inject="add"), "inject")])
 def test_bad_recipe_option_is_refused_naming_it(bad, match):
     with pytest.raises(ValueError, match=match):
         SleepLMConfig(**bad)

@@ -127,6 +127,8 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
     e.add_argument("--eval-seed", type=int, help="draw a fresh held-out set with this seed (default: the "
                    "fixed set every run is scored on)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    e.add_argument("--feed", choices=("features", "embedding"), help="what later passes of a sleep read "
+                   "(default: the model's own; embedding: the ablation without fed-back features)")
     e.add_argument("--out", type=Path, help="also write the JSON here")
     x = sub.add_parser("export", help="compact weights-only copy of a checkpoint (for data/)")
     x.add_argument("checkpoint", type=Path)
@@ -182,6 +184,8 @@ def config_from_args(args) -> TrainConfig:
 def run_eval(args) -> dict:
     """Score a checkpoint on held-out examples at each N; at the run's own eval_size (the default) they
     are the very items it was scored on during training."""
+    import dataclasses
+
     import torch
 
     from ..api import evaluate, load
@@ -189,6 +193,8 @@ def run_eval(args) -> dict:
     from ..device import card_name
     from ..tasks import EVAL_SEED, held_out
     model = load(args.checkpoint, device=None if args.device == "auto" else args.device)
+    if args.feed:
+        model.config = dataclasses.replace(model.config, feed=args.feed)   # validated: refuses a clash
     size = model.train_config["eval_size"] if args.eval_size is None else args.eval_size
     if size < 1:
         raise ValueError(f"--eval-size must be at least 1, got {size}")
@@ -198,9 +204,11 @@ def run_eval(args) -> dict:
                for n in (args.n_sleep or [model.config.n_sleep])}
     # the command that reproduces this file, spelled out with its defaults filled in
     flags = (["--n-sleep", *map(str, args.n_sleep)] if args.n_sleep else []) + ["--eval-size", str(size), "--split",
-             args.split] + (["--eval-seed", str(args.eval_seed)] if args.eval_seed is not None else [])
+             args.split] + (["--eval-seed", str(args.eval_seed)] if args.eval_seed is not None else []) + (
+             ["--feed", args.feed] if args.feed else [])
     report = {"checkpoint": str(args.checkpoint), "task": model.task, "step": model.manifest["step"],
-              "split": args.split, "examples": size, "eval_seed": args.eval_seed, "results": results,
+              "split": args.split, "examples": size, "eval_seed": args.eval_seed, "feed": model.config.feed,
+              "results": results,
               "card": card_name(model.device), "torch": torch.__version__, "code": code_version(),
               "command": " ".join(["python -m sleeplab.train.cli eval", str(args.checkpoint), *flags,
                                    "--device", args.device])}
