@@ -1,6 +1,7 @@
 """Invariants of the inside-sleep diagnostic: what the pass trace records, and what the probes can see."""
 import math
 
+import pytest
 import torch
 
 import sleeplab
@@ -90,11 +91,28 @@ def test_probe_decodes_cells_from_a_model_that_copies_them():
     assert (table["h"][:, 1:] < table["majority"][1:] + 0.1).all()          # later steps need the neighbours
 
 
-def test_probe_of_a_model_blind_to_its_input_sits_at_the_majority_baseline():
+def test_mlp_probe_reads_an_xor_that_no_linear_probe_can_and_not_noise():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 20, generator=g)
+    y = torch.stack([(x[:, 0] > 0) ^ (x[:, 1] > 0), torch.rand(3000, generator=g) > 0.5], 1)
+    mlp = probe.mlp_hits(x[:2000], y[:2000], x[2000:], y[2000:], steps=2000).double().mean(0)
+    linear = probe.ridge_hits(x[:2000], y[:2000], x[2000:], y[2000:]).double().mean(0)
+    assert mlp[0] > 0.9 and abs(linear[0] - 0.5) < 0.06
+    assert abs(mlp[1] - 0.5) < 0.06
+
+
+def test_unknown_reader_is_refused_naming_the_allowed_ones():
+    with pytest.raises(ValueError, match="reader='tree'.*'linear', 'mlp'"):
+        probe.probe_cells(make(), 16, N, task_config=TASK, reader="tree")
+
+
+@pytest.mark.parametrize("reader", ["linear", "mlp"])
+def test_probe_of_a_model_blind_to_its_input_sits_at_the_majority_baseline(reader):
     model = make()
     with torch.no_grad():
         model.tok_emb.weight.zero_()       # every example now looks the same to every block
-    table = probe.probe_cells(model, 128, N, task_config=TASK)
+    table = probe.probe_cells(model, 128, N, task_config=TASK, reader=reader)
+    assert table["reader"] == reader
     for name in ("h", "S"):
         assert (table[name] - table["majority"]).abs().max() < 0.06
 

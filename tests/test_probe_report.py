@@ -60,12 +60,14 @@ def test_report_round_trips_through_its_json_file(report, tmp_path):
     assert probe_report.read(path) == report
 
 
-def test_figure_shows_s_probe_minus_majority_for_each_checkpoint(report):
-    fig = probe_report.figure(report)
+@pytest.mark.parametrize("source", ["S", "h"])
+def test_figure_shows_the_probe_minus_majority_for_each_checkpoint(report, source):
+    fig = probe_report.figure(report, source)
     assert len(fig.data) == len(report["checkpoints"])
+    assert f"linear probe of {source} " in fig.layout.title.text
     for heatmap, entry in zip(fig.data, report["checkpoints"].values()):
-        S, majority = (torch.tensor(entry["probe"][k], dtype=torch.float64) for k in ("S", "majority"))
-        expected = 100 * (S - majority)
+        read, majority = (torch.tensor(entry["probe"][k], dtype=torch.float64) for k in (source, "majority"))
+        expected = 100 * (read - majority)
         assert torch.allclose(torch.tensor(heatmap.z, dtype=torch.float64), expected)
         assert list(heatmap.y) == list(range(1, entry["n_sleep"] + 1))
     assert sum(bool(h.showscale) for h in fig.data) == 1                   # one colour bar for one scale
@@ -90,3 +92,19 @@ def test_too_few_examples_are_refused_naming_the_value():
 def test_reading_a_missing_report_names_the_command_that_writes_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m sleeplab.lab.probe_report"):
         probe_report.read(tmp_path / "absent.json")
+
+
+def test_mlp_report_records_its_reader_and_keeps_every_shape():
+    report = probe_report.build(["rule110-t8-n4-41M"], n_examples=16, trace_examples=4,
+                                load=lambda name: make(PASSES[name]), reader="mlp")
+    assert report["reader"] == "mlp"
+    tables = report["checkpoints"]["rule110-t8-n4-41M"]["probe"]
+    assert [len(row) for row in tables["h"]] == [TASK.t + 1] * PASSES["rule110-t8-n4-41M"]
+    assert "one-hidden-layer probe of h" in probe_report.figure(report, "h").layout.title.text
+
+
+def test_unknown_reader_or_source_is_refused_naming_the_allowed_ones(report):
+    with pytest.raises(ValueError, match="reader='tree'.*'linear', 'mlp'"):
+        probe_report.build(["rule110-t8-n4-41M"], reader="tree", load=lambda name: make(1))
+    with pytest.raises(ValueError, match="source='x'"):
+        probe_report.figure(report, "x")

@@ -6,6 +6,7 @@ helps depth), in two functions a reader can run on any Rule 110 checkpoint:
     trace = pass_trace(model, tokens, n_sleep=4)   # per window and pass: scale of h, token likeness, ΔS
     table = probe_cells(model, n_sleep=4)          # per pass n and CA step k: can a linear read decode
                                                    # the window's cells after k steps from h, or from S?
+    table = probe_cells(model, reader="mlp")       # the same with a one-hidden-layer probe
 
 If pass n computes step n of the automaton, the probe of pass n should decode k <= n far better than
 k > n. Both functions run Algorithm 1 through ``sleep_forward(on_pass=...)``: there is one sleep loop.
@@ -107,6 +108,48 @@ def ridge_hits(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: t
     return (best + mean_y > 0.5) == y_test.bool()
 
 
+def mlp_hits(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+             hidden: int = 256, steps: int = 4000, batch: int = 256, lr: float = 1e-3,
+             val_share: float = 0.125, seed: int = 0) -> torch.Tensor:
+    """A nonlinear probe, same contract as :func:`ridge_hits`: one hidden layer of ``hidden`` GELU
+    units and a logistic output per column, trained for ``steps`` AdamW steps on the first
+    1 - ``val_share`` of the fit rows; of the weights seen every ``steps // 40`` steps, those with the
+    lowest cross-entropy on the last ``val_share`` score the test rows.
+
+    Why one hidden layer: it reads what a linear map misses (a Rule 110 step is an XOR-like function
+    of three cells) while staying small beside the samples it is fitted on. A budget in steps, not
+    epochs, so a probe fitted on few rows (one per window) trains as long as one fitted on many (one
+    per token). Early stopping on a validation split, not on the test rows: the test rows only score."""
+    g = torch.Generator().manual_seed(seed)
+    x, y, x_test = x.float(), y.float(), x_test.float()
+    n_val = max(1, round(len(x) * val_share))
+    mean, std = x[:-n_val].mean(0), x[:-n_val].std(0).clamp_min(1e-6)   # features at unit scale
+    x, x_test = (x - mean) / std, (x_test - mean) / std
+    x_fit, y_fit, x_val, y_val = x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.GELU(),
+                                  torch.nn.Linear(hidden, y.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
+    best_loss, best = float("inf"), None
+    for step in range(1, steps + 1):
+        rows = torch.randint(len(x_fit), (min(batch, len(x_fit)),), generator=g)
+        with torch.enable_grad():      # callers read models under no_grad; the probe itself trains
+            loss = F.binary_cross_entropy_with_logits(net(x_fit[rows]), y_fit[rows])
+            opt.zero_grad()
+            loss.backward()
+        opt.step()
+        if step % max(1, steps // 40) == 0:
+            with torch.no_grad():
+                val_loss = float(F.binary_cross_entropy_with_logits(net(x_val), y_val))
+                if val_loss < best_loss:
+                    best_loss, best = val_loss, net(x_test) > 0
+    return best == y_test.bool()
+
+
+READERS = {"linear": ridge_hits, "mlp": mlp_hits}
+
+
 def read_at_queries(S: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     """What S returns when read at fixed query vectors: S [..., G, B, H, K, V], queries [H, K, m]
     -> [..., B, G*H*m*V]. The model reads S only this way (o = S^T q for a unit query q), so these
@@ -118,8 +161,10 @@ def read_at_queries(S: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
 
 
 def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_config=None,
-                queries: int = 4, test_share: float = 0.25, chunk: int = 32, seed: int = 0) -> dict:
-    """How well a linear probe decodes each window's cells after k = 0..t CA steps, after each pass.
+                queries: int = 4, test_share: float = 0.25, chunk: int = 32, seed: int = 0,
+                reader: str = "linear") -> dict:
+    """How well a probe decodes each window's cells after k = 0..t CA steps, after each pass: a linear
+    one (:func:`ridge_hits`) or, with ``reader="mlp"``, one with a hidden layer (:func:`mlp_hits`).
 
     ``n_examples`` held-out Rule 110 examples (``task_config``: the model's own by default), every
     state of every sleeping window; the first 1 - ``test_share`` of the examples fit the probes, the
@@ -133,7 +178,7 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     Returns {"h", "S": [N, t+1] held-out fraction of cells right, "h_se", "S_se": their standard errors,
     "h_cells", "S_cells": the same per cell [N, t+1, width] (cell 0 after t steps is the task's label),
     "majority": [t+1] the fraction right by always answering the training split's more common value at
-    step k, "test_windows": how many windows scored the probes, "n_sleep": N}.
+    step k, "test_windows": how many windows scored the probes, "n_sleep": N, "reader"}.
 
     The standard error takes the window as its unit: a window's states are drawn independently of
     the others', while the cells of one window (and of one rollout) are not independent of each other.
@@ -141,6 +186,9 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     """
     if getattr(model, "task", "rule110") != "rule110":
         raise ValueError(f"probe_cells decodes Rule 110 cells; this model was trained on {model.task!r}")
+    if reader not in READERS:
+        raise ValueError(f"reader={reader!r} is not a probe; allowed: {list(READERS)}")
+    fit_and_score = READERS[reader]
     config = task_config or model.task_config
     N = n_sleep or model.config.n_sleep
     t, width = config.t, config.width
@@ -162,15 +210,15 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     window_k = targets.flatten(2)                                          # [B, W, (t+1)*width]
     hits = {"h": [], "S": []}                                              # per pass: [windows, t+1, width]
     for n in range(N):
-        h = ridge_hits(h_feats[n, fit].flatten(0, 2), cell_k[fit].flatten(0, 2),
+        h = fit_and_score(h_feats[n, fit].flatten(0, 2), cell_k[fit].flatten(0, 2),
                        h_feats[n, test].flatten(0, 2), cell_k[test].flatten(0, 2))
         hits["h"].append(h.view(-1, width, t + 1).transpose(1, 2).double())
-        s = ridge_hits(s_feats[n, fit].flatten(0, 1), window_k[fit].flatten(0, 1),
+        s = fit_and_score(s_feats[n, fit].flatten(0, 1), window_k[fit].flatten(0, 1),
                        s_feats[n, test].flatten(0, 1), window_k[test].flatten(0, 1))
         hits["S"].append(s.view(-1, t + 1, width).double())
     common = cell_k[fit].flatten(0, 2).double().mean(0) > 0.5              # [t+1] more common value
     majority = (cell_k[test].flatten(0, 2).bool() == common).double().mean(0)
-    table = {"majority": majority, "n_sleep": N}
+    table = {"majority": majority, "n_sleep": N, "reader": reader}
     for name, per_pass in hits.items():
         per_pass = torch.stack(per_pass)                                       # [N, windows, t+1, width]
         per_window = per_pass.mean(3)                                          # [N, windows, t+1]

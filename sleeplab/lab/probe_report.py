@@ -3,6 +3,8 @@ result file and a figure:
 
     python -m sleeplab.lab.probe_report     # -> data/results/probes.json, docs/figures/probes_per_n.png
     python -m sleeplab.lab.probe_report --draw        # re-draw the figure from the JSON alone
+    python -m sleeplab.lab.probe_report --reader mlp  # one-hidden-layer probes -> probes_mlp.json
+    python -m sleeplab.lab.probe_report --reader mlp --draw --source h    # its h probe's figure
 
 Per checkpoint and sleep pass n: the pass trace (h RMS, token cosine, relative change of S; mean over
 the sleeping windows of a fixed held-out batch) and the probe table (h and S probe accuracy per pass
@@ -34,6 +36,11 @@ COMMAND = "python -m sleeplab.lab.probe_report"
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "data" / "results" / "probes.json"
 FIGURE = ROOT / "docs" / "figures" / "probes_per_n.png"
+# where each reader's report and figure go unless told: the linear report keeps its old names
+OUTS = {"linear": OUT, "mlp": OUT.with_name("probes_mlp.json")}
+FIGURES = {("linear", "S"): FIGURE, ("linear", "h"): FIGURE.with_name("probes_h_per_n.png"),
+           ("mlp", "S"): FIGURE.with_name("probes_mlp_per_n.png"),
+           ("mlp", "h"): FIGURE.with_name("probes_mlp_h_per_n.png")}
 MIN_EXAMPLES = 8        # a quarter of them score the probes: fewer leaves a test split of one example
 
 
@@ -44,12 +51,16 @@ def check_names(names) -> list[str]:
     return list(names)
 
 
+READER_NAMES = {"linear": "a linear probe", "mlp": "a one-hidden-layer probe"}
+
+
 def _rounded(x, digits: int = 4):
     return torch.as_tensor(x).double().round(decimals=digits).tolist()
 
 
 @torch.no_grad()
-def measure(model, n_examples: int = 512, trace_examples: int = 64, seed: int = 0) -> dict:
+def measure(model, n_examples: int = 512, trace_examples: int = 64, seed: int = 0,
+            reader: str = "linear") -> dict:
     """One model's entry: the trace on the first ``trace_examples`` held-out examples (every per-pass
     list has N entries) and :func:`probe.probe_cells` on ``n_examples`` (every table N x (t+1))."""
     if n_examples < MIN_EXAMPLES or trace_examples < 1:
@@ -63,7 +74,7 @@ def measure(model, n_examples: int = 512, trace_examples: int = 64, seed: int = 
              "token_cos": _rounded(trace["token_cos"].mean(0)),
              "s_change": _rounded(trace["s_change"].nanmean((0, 2))),
              "s_norm": _rounded(trace["s_norm"].mean((0, 2)), 2)}
-    table = probe.probe_cells(model, n_examples, N, seed=seed)
+    table = probe.probe_cells(model, n_examples, N, seed=seed, reader=reader)
     keys = ("h", "S", "h_se", "S_se", "h_cells", "S_cells", "majority")
     entry["probe"] = {k: _rounded(table[k]) for k in keys} | {"test_windows": table["test_windows"]}
     entry["wall_s"] = round(time.perf_counter() - start, 1)
@@ -79,25 +90,28 @@ def _commit() -> dict:
 
 
 def build(names=PER_N, n_examples: int = 512, trace_examples: int = 64, seed: int = 0,
-          command: str = COMMAND, load=None) -> dict:
+          command: str = COMMAND, load=None, reader: str = "linear") -> dict:
     """The report over ``names`` (checked before anything loads); ``load(name)`` gives a model on the
     CPU (default: the shipped checkpoint)."""
     from ..repro.results import data_dir, load_model
     from ..repro.tables import shipped_table
     names = check_names(names)
+    if reader not in probe.READERS:
+        raise ValueError(f"reader={reader!r} is not a probe; allowed: {list(probe.READERS)}")
     load = load or (lambda name: load_model(name, device="cpu"))
     stated = {r["cell"]: r["stated"] for r in shipped_table(data_dir() / "checkpoints" / "MANIFEST.json")}
     start = time.perf_counter()
     report = {"command": command, **_commit(), "torch": torch.__version__, "device": "cpu",
               "card": card_name(torch.device("cpu")), "threads": torch.get_num_threads(),
               "n_examples": n_examples, "trace_examples": trace_examples, "probe_seed": seed,
+              "reader": reader,
               "standard_error": "h_se, S_se: of the mean over cells, over the probe.test_windows (a "
                                 "quarter of n_examples, n_states windows each); one cell of h_cells or "
                                 "S_cells: binomial over the same windows, sqrt(p (1 - p) / test_windows). "
                                 "The error of scoring the probe, not of fitting it",
               "checkpoints": {}}
     for name in names:
-        entry = measure(load(name), n_examples, trace_examples, seed)
+        entry = measure(load(name), n_examples, trace_examples, seed, reader)
         report["checkpoints"][name] = {"exact_stated_points": stated.get(name), **entry}
         print(f"{name}: {entry['wall_s']:.0f} s", file=sys.stderr)
     report["wall_s"] = round(time.perf_counter() - start, 1)
@@ -121,16 +135,18 @@ def read(path=OUT) -> dict:
     return json.loads(path.read_text())
 
 
-def figure(report: dict):
-    """One pass x k heatmap per checkpoint, stacked, each as tall as its N: the S probe's held-out
-    accuracy minus the majority baseline at that k, in points, on one colour scale centred on 0
-    (below 0: the probe does worse than always guessing the common value)."""
+def figure(report: dict, source: str = "S"):
+    """One pass x k heatmap per checkpoint, stacked, each as tall as its N: the held-out accuracy of
+    the probe of ``source`` (S or h) minus the majority baseline at that k, in points, on one colour
+    scale centred on 0 (below 0: the probe does worse than always guessing the common value)."""
+    if source not in ("S", "h"):
+        raise ValueError(f"source={source!r}: the report probes 'S' or 'h'")
     from plotly.subplots import make_subplots
     entries = report["checkpoints"]
-    above = {name: 100 * (torch.tensor(e["probe"]["S"], dtype=torch.float64)
+    above = {name: 100 * (torch.tensor(e["probe"][source], dtype=torch.float64)
                           - torch.tensor(e["probe"]["majority"], dtype=torch.float64)) for name, e in entries.items()}
     top = max(float(a.abs().max()) for a in above.values())
-    se = max(max(max(row) for row in e["probe"]["S_se"]) for e in entries.values())
+    se = max(max(max(row) for row in e["probe"][f"{source}_se"]) for e in entries.values())
     last_k = max(e["t"] for e in entries.values())     # one k axis for all, so columns line up
     rows = [e["n_sleep"] for e in entries.values()]
     gap, row_px = 95, 55                     # pixels between panels (subplot title, k axis) and per pass
@@ -149,14 +165,15 @@ def figure(report: dict):
         fig.update_xaxes(title_text="CA steps k" + (" after the window's state (accuracy: mean over its cells)" if row == len(rows) else ""),
                          dtick=1, range=[-0.5, last_k + 0.5], row=row, col=1)
     fig.update_layout(template="plotly_white", height=height, title=dict(
-        y=0.995, yanchor="top", text=f"Held-out accuracy of a linear probe of S minus the majority baseline, per "
-                                      f"sleep pass ({report['n_examples']} examples, s.e. <= {100 * se:.1f} points)"))
+        y=0.995, yanchor="top", text=f"Held-out accuracy of {READER_NAMES[report.get('reader', 'linear')]} of "
+                                      f"{source} minus the majority baseline, per sleep pass "
+                                      f"({report['n_examples']} examples, s.e. <= {100 * se:.1f} points)"))
     return fig
 
 
-def draw(report: dict, png=FIGURE) -> Path:
+def draw(report: dict, png=FIGURE, source: str = "S") -> Path:
     from ..repro.render import screenshot
-    fig = figure(report)
+    fig = figure(report, source)
     if not screenshot(fig, Path(png), width=1000, height=fig.layout.height):
         raise RuntimeError("no chromium on PATH: the PNG is drawn by headless Chromium")
     return Path(png)
@@ -167,15 +184,19 @@ def main(argv=None):
     p.add_argument("--checkpoints", nargs="+", default=list(PER_N), help=f"any of {list(PER_N)}")
     p.add_argument("--examples", type=int, default=512, help="held-out examples for the probes")
     p.add_argument("--trace-examples", type=int, default=64, help="held-out examples for the pass trace")
-    p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--figure", type=Path, default=FIGURE)
+    p.add_argument("--reader", choices=list(probe.READERS), default="linear",
+                   help="linear (ridge) probes, or probes with one hidden layer")
+    p.add_argument("--out", type=Path, help=f"default: {OUTS['linear'].name} or {OUTS['mlp'].name} by --reader")
+    p.add_argument("--figure", type=Path, help="default: docs/figures/probes[_mlp][_h]_per_n.png")
+    p.add_argument("--source", choices=["S", "h"], default="S", help="the probe the figure shows")
     p.add_argument("--draw", action="store_true", help="only re-draw the figure from --out")
     args = p.parse_args(argv)
+    out = args.out or OUTS[args.reader]
     if not args.draw:
         command = " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)])
-        print("wrote", write(build(args.checkpoints, args.examples, args.trace_examples, command=command),
-                             args.out))
-    print("wrote", draw(read(args.out), args.figure))
+        print("wrote", write(build(args.checkpoints, args.examples, args.trace_examples, command=command,
+                                   reader=args.reader), out))
+    print("wrote", draw(read(out), args.figure or FIGURES[args.reader, args.source], args.source))
 
 
 if __name__ == "__main__":
