@@ -166,7 +166,7 @@ def figure(report: dict, source: str = "S"):
                          dtick=1, range=[-0.5, last_k + 0.5], row=row, col=1)
     fig.update_layout(template="plotly_white", height=height, title=dict(
         y=0.995, yanchor="top", text=f"Held-out accuracy of {READER_NAMES[report.get('reader', 'linear')]} of "
-                                      f"{source} minus the majority baseline, per sleep pass "
+                                      f"{source} minus the majority, per sleep pass "
                                       f"({report['n_examples']} examples, s.e. <= {100 * se:.1f} points)"))
     return fig
 
