@@ -45,17 +45,20 @@ def load(path, device: str | torch.device | None = "cpu", op_mode: str | None = 
     return model
 
 
-def evaluate(model: SleepLM, batch: Batch, n_sleep: int | None = None, chunk_size: int | None = None) -> dict:
+def evaluate(model: SleepLM, batch: Batch, n_sleep: int | tuple[int, ...] | None = None,
+             chunk_size: int | None = None) -> dict:
     """Teacher-forced accuracy of ``model`` on ``batch`` with Algorithm 1 at N = ``n_sleep``.
 
     The prediction at a scored position is the argmax of the logits there; ``exact`` is the fraction of
     examples with every scored position right, ``per_label`` the fraction of scored positions right
     (``sleeplab.tasks.base.score``). A batch that names its task in ``meta["task"]`` is scored by that
     task's ``exact_match``, which adds task-specific breakdowns (per state, per hop count, ...).
-    ``n_sleep=None`` uses the model's configured N; ``chunk_size`` bounds how many examples run at once.
+    ``n_sleep=None`` uses the model's configured N, a tuple one N per sleeping window;
+    ``chunk_size`` bounds how many examples run at once.
     The model's train/eval mode is left as it was.
     """
-    n = resolve_n_sleep(model.config, False, n_sleep)
+    # a per-window tuple of N's is checked against the batch's windows by sleep_forward
+    n = n_sleep if isinstance(n_sleep, tuple) else resolve_n_sleep(model.config, False, n_sleep)
     size = chunk_size or batch.batch_size
     plan = window_plan(batch.loss_mask, batch.seq_len, model.config.window)  # one layout per batch
     was_training = model.training

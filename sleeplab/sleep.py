@@ -146,6 +146,19 @@ def resolve_n_sleep(config, training: bool, n_sleep: int | None, generator=None)
     return config.n_sleep
 
 
+def window_passes(config, plan, training: bool, n_sleep, generator=None) -> list[int]:
+    """N for each sleeping window of ``plan``: one N for all (``n_sleep`` an int, or None for
+    :func:`resolve_n_sleep`'s choice), or ``n_sleep`` a tuple with one N per sleeping window. The tuple
+    is a test-time intervention: N passes on every window but one, say, asks whose sleep needs them."""
+    sleeping = sum(not w.predict for w in plan)
+    if isinstance(n_sleep, tuple):
+        if len(n_sleep) != sleeping:
+            raise ValueError(f"n_sleep={n_sleep!r} gives {len(n_sleep)} N's for {sleeping} sleeping "
+                             "windows: give one per sleeping window, or one int for all")
+        return [check_n_sleep(n) for n in n_sleep]
+    return [resolve_n_sleep(config, training, n_sleep, generator)] * sleeping
+
+
 def draw_n_sleep(config, seed: int, step: int, ramp_steps: int = 0) -> int:
     """N for training step ``step`` of a run seeded ``seed``: :func:`resolve_n_sleep` in training, with
     a generator seeded by (seed, step), so a resumed or data-parallel run draws the same N; capped by
@@ -230,7 +243,8 @@ def _checkpointed_sleep(model, e, states, mask, cache, n_sleep):
 
 def sleep_forward(model, tokens, loss_mask=None, n_sleep=None, generator=None, plan=None,
                   on_pass: OnPass | None = None):
-    """Algorithm 1 for a batch. tokens [B, T] -> logits [B, T, vocab].
+    """Algorithm 1 for a batch. tokens [B, T] -> logits [B, T, vocab]. ``n_sleep``: N for every
+    sleeping window, or a tuple with one N per sleeping window (:func:`window_passes`).
 
     Logits exist only in prediction windows; consolidation positions are filled with zeros (no head
     is run there). ``plan`` skips the host sync of :func:`window_plan` when the layout is known.
@@ -241,8 +255,8 @@ def sleep_forward(model, tokens, loss_mask=None, n_sleep=None, generator=None, p
     if loss_mask is not None and loss_mask.shape != tokens.shape:
         raise ValueError(f"loss_mask must have the shape of tokens {tuple(tokens.shape)}, "
                          f"got {tuple(loss_mask.shape)}")
-    N = resolve_n_sleep(config, model.training, n_sleep, generator)
     plan = plan or window_plan(loss_mask, T, config.window)
+    passes = iter(window_passes(config, plan, model.training, n_sleep, generator))
     states, cache, pieces = model.empty_state(B), None, []
     for index, w in enumerate(plan):
         e = model.embed(tokens[:, w.start:w.end], w.start)
@@ -251,6 +265,7 @@ def sleep_forward(model, tokens, loss_mask=None, n_sleep=None, generator=None, p
             h, states, kvs = model.run_blocks(e, states, mask, cache)
             pieces.append(model.head_logits(h))
         else:
+            N = next(passes)
             if config.checkpoint_windows and torch.is_grad_enabled() and on_pass is None:
                 states, kvs = _checkpointed_sleep(model, e, states, mask, cache, N)
             else:

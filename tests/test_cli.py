@@ -87,6 +87,16 @@ def test_train_eval_export_from_the_command_line(tmp_path, capsys):
     ablated = json.loads((tmp_path / "f.json").read_text())
     assert ablated["feed"] == "embedding" and ablated["command"].endswith("--feed embedding --device cpu")
     assert json.loads(capsys.readouterr().out) == ablated
+    # one N per sleeping window (two here): equal N's are that N, and the keys read as the flag did
+    assert main(["eval", str(out / CHECKPOINT), "--n-sleep", "3", "3,3", "1,3", "--eval-size", "8",
+                 "--out", str(tmp_path / "g.json")]) == 0
+    scheduled = json.loads((tmp_path / "g.json").read_text())
+    assert set(scheduled["results"]) == {"3", "3,3", "1,3"} and "--n-sleep 3 3,3 1,3 " in scheduled["command"]
+    assert scheduled["results"]["3,3"]["per_label"] == scheduled["results"]["3"]["per_label"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["eval", str(out / CHECKPOINT), "--n-sleep", "3,0"])
+    assert "'3,0' is not an N" in capsys.readouterr().err
     assert main(["export", str(out / CHECKPOINT), str(tmp_path / "small.sleeplab")]) == 0
     assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "small.sleeplab").stat().st_size
 

@@ -105,6 +105,36 @@ def test_passes_really_chain():
     assert not torch.allclose(finals[2][0], finals[3][0])
 
 
+def test_one_n_per_window_equal_everywhere_is_that_n():
+    model, (tokens, mask) = make("sleep"), batch()
+    with torch.no_grad():
+        assert torch.equal(sleep_forward(model, tokens, mask, n_sleep=(3, 3, 3, 3)),
+                           sleep_forward(model, tokens, mask, n_sleep=3))
+
+
+def test_window_schedule_gives_each_window_its_own_passes():
+    model, (tokens, mask) = make("sleep"), batch()
+    passes, last_S = [], {}
+    with torch.no_grad():
+        for schedule in ((3, 3, 3, 3), (3, 3, 1, 3)):
+            record = lambda w, n, s, h, key=schedule: (passes.append((key, w, n)),
+                                                       last_S.__setitem__((key, w), s[1].clone()))
+            sleep_forward(model, tokens, mask, n_sleep=schedule, on_pass=record)
+    counts = [sum(1 for key, w, _ in passes if key == (3, 3, 1, 3) and w == window) for window in range(4)]
+    assert counts == [3, 3, 1, 3]
+    # windows before the changed one are untouched; from it on, S differs
+    assert torch.equal(last_S[(3, 3, 3, 3), 1], last_S[(3, 3, 1, 3), 1])
+    assert not torch.allclose(last_S[(3, 3, 3, 3), 2], last_S[(3, 3, 1, 3), 2])
+
+
+@pytest.mark.parametrize("schedule, match", [((3, 3, 3), r"n_sleep=\(3, 3, 3\) gives 3 N's for 4 sleeping"),
+                                             ((3, 0, 3, 3), "positive integer, got 0")])
+def test_bad_window_schedule_is_refused_naming_it(schedule, match):
+    model, (tokens, mask) = make("sleep"), batch()
+    with pytest.raises(ValueError, match=match):
+        sleep_forward(model, tokens, mask, n_sleep=schedule)
+
+
 def _first_window_grads(model, n_sleep):
     """Gradient of the loss w.r.t. each window's input embedding."""
     outs = []

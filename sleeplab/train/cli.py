@@ -43,6 +43,15 @@ def _devices(text: str) -> int | str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device count; use a positive integer or auto")
 
 
+def _n_sleep(text: str) -> int | tuple[int, ...]:
+    """``4`` (N for every sleeping window) or ``4,4,1,4`` (one N per sleeping window, in order)."""
+    parts = text.split(",")
+    if all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        return int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts)
+    raise argparse.ArgumentTypeError(f"{text!r} is not an N: use a positive integer, or one per "
+                                     "sleeping window separated by commas (4,4,1,4)")
+
+
 def _key_value(text: str) -> tuple[str, object]:
     """``key=JSON`` (``t=16``, ``k_range=[1,16]``); a value that is not JSON is taken as a string."""
     key, sep, raw = text.partition("=")
@@ -121,7 +130,8 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
     _train_parser(sub, task)
     e = sub.add_parser("eval", help="score a checkpoint on held-out examples at several N")
     e.add_argument("checkpoint", type=Path)
-    e.add_argument("--n-sleep", type=int, nargs="+", help="N values (default: the model's)")
+    e.add_argument("--n-sleep", type=_n_sleep, nargs="+", help="N values (default: the model's); "
+                   "4,4,1,4 gives each sleeping window its own N")
     e.add_argument("--eval-size", type=int, help="examples (default: the run's eval_size)")
     e.add_argument("--split", choices=("eval", "train"), default="eval")
     e.add_argument("--eval-seed", type=int, help="draw a fresh held-out set with this seed (default: the "
@@ -200,10 +210,11 @@ def run_eval(args) -> dict:
         raise ValueError(f"--eval-size must be at least 1, got {size}")
     batch = held_out(model.task, model.task_config, size, args.split,
                      EVAL_SEED if args.eval_seed is None else args.eval_seed)
-    results = {str(n): evaluate(model, batch, n, chunk_size=model.train_config["batch_size"])
+    spell = lambda n: ",".join(map(str, n)) if isinstance(n, tuple) else str(n)   # as --n-sleep reads it
+    results = {spell(n): evaluate(model, batch, n, chunk_size=model.train_config["batch_size"])
                for n in (args.n_sleep or [model.config.n_sleep])}
     # the command that reproduces this file, spelled out with its defaults filled in
-    flags = (["--n-sleep", *map(str, args.n_sleep)] if args.n_sleep else []) + ["--eval-size", str(size), "--split",
+    flags = (["--n-sleep", *map(spell, args.n_sleep)] if args.n_sleep else []) + ["--eval-size", str(size), "--split",
              args.split] + (["--eval-seed", str(args.eval_seed)] if args.eval_seed is not None else []) + (
              ["--feed", args.feed] if args.feed else [])
     report = {"checkpoint": str(args.checkpoint), "task": model.task, "step": model.manifest["step"],
