@@ -211,10 +211,10 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     hits = {"h": [], "S": []}                                              # per pass: [windows, t+1, width]
     for n in range(N):
         h = fit_and_score(h_feats[n, fit].flatten(0, 2), cell_k[fit].flatten(0, 2),
-                       h_feats[n, test].flatten(0, 2), cell_k[test].flatten(0, 2))
+                          h_feats[n, test].flatten(0, 2), cell_k[test].flatten(0, 2))
         hits["h"].append(h.view(-1, width, t + 1).transpose(1, 2).double())
         s = fit_and_score(s_feats[n, fit].flatten(0, 1), window_k[fit].flatten(0, 1),
-                       s_feats[n, test].flatten(0, 1), window_k[test].flatten(0, 1))
+                          s_feats[n, test].flatten(0, 1), window_k[test].flatten(0, 1))
         hits["S"].append(s.view(-1, t + 1, width).double())
     common = cell_k[fit].flatten(0, 2).double().mean(0) > 0.5              # [t+1] more common value
     majority = (cell_k[test].flatten(0, 2).bool() == common).double().mean(0)
