@@ -21,7 +21,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table, checkpoints
     run at other N (``test_time_dir``, default ``test_time_n/`` beside the curves) and where sleep pays
     by depth, as text; a table whose cells have no data yet says so."""
-    from . import by_depth, compute, recipes, results, tables
+    from . import by_depth, compute, recipes, results, tables, window_passes
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     study = tables.study_seeds_table(curves)
@@ -123,6 +123,12 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
           "of those tokens\n" + (results.format_table(leads, ("t", "recipe", "seed", "tokens", "n1", "n4", "lead_tokens",
                                                              "n4_equal_compute", "lead_compute"))
                                  if leads else "(no data yet)"))
+    passes = window_passes.table(window_passes.load(Path(curves_path).parent / window_passes.DIR))
+    print("\nwhose sleep needs the passes (sleeplab.repro.window_passes): label j's accuracy, points, with N "
+          "passes on every window, 1 on every window, 1 on window j only, N on window j only; others_moved: the "
+          "largest change of another label without j's passes; recovered: share of the way back with j's alone\n"
+          + (results.format_table(passes, ("cell", "n_sleep", "window", "full", "one", "without_j", "only_j",
+                                           "others_moved", "recovered", "own", "suffice")) if passes else "(no data yet)"))
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "
