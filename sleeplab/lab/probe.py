@@ -150,6 +150,13 @@ def mlp_hits(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: tor
 READERS = {"linear": ridge_hits, "mlp": mlp_hits}
 
 
+def check_reader(reader: str) -> str:
+    """``reader`` itself if it names a probe of :data:`READERS`, else ValueError naming both."""
+    if reader not in READERS:
+        raise ValueError(f"reader={reader!r} is not a probe; allowed: {list(READERS)}")
+    return reader
+
+
 def read_at_queries(S: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     """What S returns when read at fixed query vectors: S [..., G, B, H, K, V], queries [H, K, m]
     -> [..., B, G*H*m*V]. The model reads S only this way (o = S^T q for a unit query q), so these
@@ -186,9 +193,7 @@ def probe_cells(model, n_examples: int = 512, n_sleep: int | None = None, task_c
     """
     if getattr(model, "task", "rule110") != "rule110":
         raise ValueError(f"probe_cells decodes Rule 110 cells; this model was trained on {model.task!r}")
-    if reader not in READERS:
-        raise ValueError(f"reader={reader!r} is not a probe; allowed: {list(READERS)}")
-    fit_and_score = READERS[reader]
+    fit_and_score = READERS[check_reader(reader)]
     config = task_config or model.task_config
     N = n_sleep or model.config.n_sleep
     t, width = config.t, config.width

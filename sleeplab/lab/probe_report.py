@@ -52,6 +52,7 @@ def check_names(names) -> list[str]:
 
 
 READER_NAMES = {"linear": "a linear probe", "mlp": "a one-hidden-layer probe"}
+SOURCES = ("S", "h")    # what the report probes, and what its figure can show
 
 
 def _rounded(x, digits: int = 4):
@@ -95,9 +96,7 @@ def build(names=PER_N, n_examples: int = 512, trace_examples: int = 64, seed: in
     CPU (default: the shipped checkpoint)."""
     from ..repro.results import data_dir, load_model
     from ..repro.tables import shipped_table
-    names = check_names(names)
-    if reader not in probe.READERS:
-        raise ValueError(f"reader={reader!r} is not a probe; allowed: {list(probe.READERS)}")
+    names, reader = check_names(names), probe.check_reader(reader)   # both before anything loads
     load = load or (lambda name: load_model(name, device="cpu"))
     stated = {r["cell"]: r["stated"] for r in shipped_table(data_dir() / "checkpoints" / "MANIFEST.json")}
     start = time.perf_counter()
@@ -139,8 +138,8 @@ def figure(report: dict, source: str = "S"):
     """One pass x k heatmap per checkpoint, stacked, each as tall as its N: the held-out accuracy of
     the probe of ``source`` (S or h) minus the majority baseline at that k, in points, on one colour
     scale centred on 0 (below 0: the probe does worse than always guessing the common value)."""
-    if source not in ("S", "h"):
-        raise ValueError(f"source={source!r}: the report probes 'S' or 'h'")
+    if source not in SOURCES:
+        raise ValueError(f"source={source!r}: the report probes one of {SOURCES}")
     from plotly.subplots import make_subplots
     entries = report["checkpoints"]
     above = {name: 100 * (torch.tensor(e["probe"][source], dtype=torch.float64)
@@ -188,7 +187,7 @@ def main(argv=None):
                    help="linear (ridge) probes, or probes with one hidden layer")
     p.add_argument("--out", type=Path, help=f"default: {OUTS['linear'].name} or {OUTS['mlp'].name} by --reader")
     p.add_argument("--figure", type=Path, help="default: docs/figures/probes[_mlp][_h]_per_n.png")
-    p.add_argument("--source", choices=["S", "h"], default="S", help="the probe the figure shows")
+    p.add_argument("--source", choices=SOURCES, default="S", help="the probe the figure shows")
     p.add_argument("--draw", action="store_true", help="only re-draw the figure from --out")
     args = p.parse_args(argv)
     out = args.out or OUTS[args.reader]

@@ -258,11 +258,10 @@ def test_time_n(reports: dict):
     rows = tables.table_test_time_n(reports)
     if not rows:
         return None
-    cells = sorted(reports, key=lambda c: (_trained_range(c, reports[c])[0] or 0, c))
-    titles = []
-    for c in cells:
-        t, _ = _trained_range(c, reports[c])
-        titles.append(f"Rule 110, t = {t}<br>{c}, {reports[c]['examples']:,} examples" if t else c)
+    trained_with = {c: _trained_range(c, reports[c]) for c in reports}   # (t, (lo, hi)) per checkpoint
+    cells = sorted(reports, key=lambda c: (trained_with[c][0] or 0, c))
+    titles = [f"Rule 110, t = {trained_with[c][0]}<br>{c}, {reports[c]['examples']:,} examples"
+              if trained_with[c][0] else c for c in cells]
     n_cols = min(len(cells), 3)
     n_rows = -(-len(cells) // n_cols)
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, vertical_spacing=0.2)
@@ -273,7 +272,7 @@ def test_time_n(reports: dict):
         fig.add_scatter(x=[r["n_sleep"] for r in sel], y=[r["exact"] for r in sel], mode="lines+markers",
                         name=cell, showlegend=False, line=dict(color=COLORS[2]),
                         error_y=dict(type="data", array=[r["se"] for r in sel], visible=True), row=row, col=col)
-        _, trained = _trained_range(cell, reports[cell])
+        _, trained = trained_with[cell]
         if trained:
             fig.add_vrect(x0=trained[0] - 0.5, x1=trained[1] + 0.5, fillcolor="gray", opacity=0.15, line_width=0,
                           annotation_text=(f"trained: N = {trained[0]}" if trained[0] == trained[1]

@@ -233,14 +233,15 @@ def depo_table(curves: dict[str, dict] | None = None, ns=(1, 2, 4), ks=DEPO_K) -
 TEST_TIME_DIR = "test_time_n"
 
 
-def load_test_time_n(folder: str | Path | None = None) -> dict[str, dict]:
+def load_test_time_n(folder: str | Path | None = None, default: str = TEST_TIME_DIR) -> dict[str, dict]:
     """The shipped test-time-N evaluations, ``{cell: report}``, one per ``data/results/test_time_n/<cell>.json``
     as written by ``python -m sleeplab.train.cli eval CHECKPOINT --n-sleep 1 ... 8 --out ...``: ``report
     ["results"]`` maps each N (a string, as JSON keeps it) to ``sleeplab.evaluate``'s record. A missing
-    folder gives ``{}`` (nothing evaluated yet); a malformed file raises ``ValueError`` naming it."""
+    folder gives ``{}`` (nothing evaluated yet); a malformed file raises ``ValueError`` naming it. With no
+    ``folder``, ``data/results/<default>``: other sets of ``eval --out`` reports are read the same way."""
     if folder is None:
         try:
-            folder = data_dir() / "results" / TEST_TIME_DIR
+            folder = data_dir() / "results" / default
         except FileNotFoundError:
             return {}
     folder = Path(folder)

@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 
 from . import tables
-from .results import data_dir
 
 DIR = "window_passes"
 OWN_POINTS, OWN_RATIO, SUFFICE_SHARE = 10.0, 3.0, 0.5
@@ -23,12 +22,7 @@ OWN_POINTS, OWN_RATIO, SUFFICE_SHARE = 10.0, 3.0, 0.5
 def load(folder: str | Path | None = None) -> dict[str, dict]:
     """``{cell: report}`` of the folder (default ``data/results/window_passes``), checked as the
     test-time-N reports are; no folder gives ``{}``."""
-    if folder is None:
-        try:
-            folder = data_dir() / "results" / DIR
-        except FileNotFoundError:
-            return {}
-    return tables.load_test_time_n(folder)
+    return tables.load_test_time_n(folder, DIR)
 
 
 def schedule(n: int, window: int, windows: int, only: bool) -> str:

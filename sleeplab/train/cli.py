@@ -18,6 +18,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from ..model import FEEDS
 from ..presets import PRESETS
 from ..tasks import TASKS, get_task
 from .config import PRECISIONS, STRATEGIES, TINY_RULE110, TrainConfig
@@ -137,7 +138,7 @@ def build_parser(task: str = "rule110") -> argparse.ArgumentParser:
     e.add_argument("--eval-seed", type=int, help="draw a fresh held-out set with this seed (default: the "
                    "fixed set every run is scored on)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
-    e.add_argument("--feed", choices=("features", "embedding"), help="what later passes of a sleep read "
+    e.add_argument("--feed", choices=FEEDS, help="what later passes of a sleep read "
                    "(default: the model's own; embedding: the ablation without fed-back features)")
     e.add_argument("--out", type=Path, help="also write the JSON here")
     x = sub.add_parser("export", help="compact weights-only copy of a checkpoint (for data/)")
