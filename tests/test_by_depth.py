@@ -54,3 +54,24 @@ def test_figure_draws_one_point_per_seed_and_read(shipped):
     assert list(fig.data[0].y) == [r["lead_tokens"] for r in rows]
     assert list(fig.data[1].y) == [r["lead_compute"] for r in rows]
     assert by_depth.figure({}) is None
+
+
+@pytest.mark.parametrize("n2, place", [(28.5, "between and with N = 1"), (31.0, "between"), (24.0, "unresolved"),
+                                       (34.0, "with N = 4"), (27.6, "with N = 1")])
+def test_n2_place_follows_the_rule_written_before_the_runs(n2, place):
+    assert by_depth.n2_place(27.0, n2, 34.4) == place
+
+
+def test_n2_place_names_both_when_n1_and_n4_are_close():
+    assert by_depth.n2_place(12.5, 13.0, 13.6) == "with N = 1 and with N = 4"
+
+
+def test_grid_reads_each_depth_where_its_shortest_run_ends(shipped):
+    names = [study_name(16, n, "paper", 0, "500M") for n in (1, 2, 4)]
+    curves = {name: line(shipped[names[0]], end, 0.10, top)
+              for name, end, top in zip(names, (500e6, 400e6, 500e6), (0.30, 0.415, 0.50))}
+    (row,) = by_depth.grid(curves)
+    assert row["t"] == 16 and row["tokens"] == 400e6             # N = 2 stopped first: all three read there
+    assert (row["n1"], row["n2"], row["n4"]) == pytest.approx((26.0, 41.5, 42.0))
+    assert row["n2_place"] == "with N = 4"
+    assert by_depth.grid({names[0]: curves[names[0]]}) == []   # a depth missing a run is left out

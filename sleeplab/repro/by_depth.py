@@ -77,3 +77,33 @@ def figure(curves: dict[str, dict]):
     fig.update_layout(title=f"Where sleep pays: Rule 110, N = 4 against N = 1 by depth ({cards(curves, cells)})",
                       height=520, legend=dict(orientation="h", y=-0.3))
     return fig
+
+
+# the paper's-recipe grid, seed 0: each depth's run length (N = 1, 2 and 4 ran alike at a depth)
+GRID = ((8, "250M"), (12, "400M"), (16, "500M"), (24, "500M"))
+
+
+def n2_place(n1: float, n2: float, n4: float, near: float = 2.0, apart: float = 1.0) -> str:
+    """Where N = 2 sits (all in points), by the rule written before its runs: *between* if at least
+    ``apart`` from each and between them, *with N = 1* / *with N = 4* if within ``near`` of that one's;
+    every label that applies (a narrow pair can be both), else *unresolved*."""
+    labels = []
+    if min(n1, n4) + apart <= n2 <= max(n1, n4) - apart:
+        labels.append("between")
+    labels += [f"with N = {n}" for n, other in ((1, n1), (4, n4)) if abs(n2 - other) <= near]
+    return " and ".join(labels) or "unresolved"
+
+
+def grid(curves: dict[str, dict]) -> list[dict]:
+    """The paper's-recipe depth grid, seed 0: N = 1, 2 and 4 at the last evaluation all three runs of a
+    depth reached (in %), and :func:`n2_place`. Depths still missing a run are left out."""
+    rows = []
+    for t, run_tokens in GRID:
+        cell = study_cell(t, run_tokens=run_tokens)
+        names = [cell(n, 0) for n in (1, 2, 4)]
+        at = last_common_evaluation(curves, names)
+        if at is None:
+            continue
+        n1, n2, n4 = (100 * interpolate(curves[c], at) for c in names)
+        rows.append({"t": t, "tokens": at, "n1": n1, "n2": n2, "n4": n4, "n2_place": n2_place(n1, n2, n4)})
+    return rows

@@ -123,6 +123,12 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
           "of those tokens\n" + (results.format_table(leads, ("t", "recipe", "seed", "tokens", "n1", "n4", "lead_tokens",
                                                              "n4_equal_compute", "lead_compute"))
                                  if leads else "(no data yet)"))
+    grid = [{**r, "tokens": f"{r['tokens'] / 1e6:.0f} M", **{k: f"{r[k]:.1f}%" for k in ("n1", "n2", "n4")}}
+            for r in by_depth.grid(curves)]
+    print("\nthe paper's-recipe grid, seed 0 (sleeplab.repro.by_depth): exact at the last evaluation N = 1, 2 and 4 "
+          "all reached; where N = 2 sits by the rule written before its runs (between: at least a point from each; "
+          "with N = 1 / N = 4: within 2 points)\n"
+          + (results.format_table(grid, ("t", "tokens", "n1", "n2", "n4", "n2_place")) if grid else "(no data yet)"))
     passes = window_passes.table(window_passes.load(Path(curves_path).parent / window_passes.DIR))
     print("\nwhose sleep needs the passes (sleeplab.repro.window_passes): label j's accuracy, points, with N "
           "passes on every window, 1 on every window, 1 on window j only, N on window j only; others_moved: the "
