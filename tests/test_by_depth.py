@@ -75,3 +75,16 @@ def test_grid_reads_each_depth_where_its_shortest_run_ends(shipped):
     assert (row["n1"], row["n2"], row["n4"]) == pytest.approx((26.0, 41.5, 42.0))
     assert row["n2_place"] == "with N = 4"
     assert by_depth.grid({names[0]: curves[names[0]]}) == []   # a depth missing a run is left out
+
+
+def test_tables_print_every_grid_row(shipped, capsys):
+    from sleeplab.repro.__main__ import main
+
+    main(["tables"])
+    out = capsys.readouterr().out.split("the paper's-recipe grid")[1].split("\n\n")[0]
+    rows = by_depth.grid(shipped)
+    assert rows and len(out.strip().splitlines()) == 3 + len(rows)         # title, header, rule, one line a depth
+    for r in rows:
+        assert any(line.split()[:5] == [str(r["t"]), f"{r['tokens'] / 1e6:.0f}M", f"{r['n1']:.1f}%", f"{r['n2']:.1f}%",
+                                        f"{r['n4']:.1f}%"] and line.rstrip().endswith(r["n2_place"])
+                   for line in out.splitlines())

@@ -76,6 +76,7 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     count = len({r["seed"] for r in rows})
     fig = make_subplots(rows=1, cols=2, subplot_titles=[
         f"Rule 110, t = {t}: {count} seed{'s' * (count > 1)} ({recipe})", right])
+    drawn = [cell(n, seed) for n in ns for seed in (0, 1, 2) if cell(n, seed) in curves]
     for n in ns:
         for seed in (0, 1, 2):
             c = curves.get(cell(n, seed))
@@ -96,7 +97,7 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     fig.update_xaxes(title_text="training tokens (M)", row=1, col=1)
     fig.update_xaxes(title_text="tokens of the N = 4 run", row=1, col=2)
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
-    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({results.cards(curves, [r['cell'] for r in rows])})")
+    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({results.cards(curves, drawn + [r['cell'] for r in rows])})")
     return fig
 
 
@@ -107,7 +108,7 @@ def t12_study_seeds(curves: dict):
 
 def t16_study_seeds(curves: dict):
     return seeds(curves, t=16, tokens=tables.DEEP_BUDGETS, matched=None, recipe="paper's recipe, 500 M tokens",
-                 cell=tables.study_cell(16, run_tokens="500M"))
+                 cell=tables.study_cell(16, run_tokens="500M"), ns=(1, 2, 4))
 
 
 def t12_long_seeds(curves: dict):
@@ -168,7 +169,7 @@ def recipe_study(curves: dict, t: int = 12, run_tokens: str | None = None):
     for cell in cells:
         _, n, recipe, seed, _ = _NAME.fullmatch(cell).groups()
         name = f"{recipe}, N = {n}" + ("" if curves[cell].get("done") else " (stopped)")
-        style = dict(color=palette[recipe], dash="solid" if n != "1" else "dash", width=3 if recipe == "paper" else 2)
+        style = dict(color=palette[recipe], dash={"1": "dash", "2": "dot"}.get(n, "solid"), width=3 if recipe == "paper" else 2)
         fig.add_scatter(x=_xy(curves[cell])[0], y=_xy(curves[cell])[1], name=name, line=style, legendgroup=cell,
                         row=1, col=1)
         passes = curves[cell]["points"][-1].get("passes", {})

@@ -123,7 +123,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
           "of those tokens\n" + (results.format_table(leads, ("t", "recipe", "seed", "tokens", "n1", "n4", "lead_tokens",
                                                              "n4_equal_compute", "lead_compute"))
                                  if leads else "(no data yet)"))
-    grid = [{**r, "tokens": f"{r['tokens'] / 1e6:.0f} M", **{k: f"{r[k]:.1f}%" for k in ("n1", "n2", "n4")}}
+    grid = [{**r, **{k: f"{r[k]:.1f}%" for k in ("n1", "n2", "n4")}}
             for r in by_depth.grid(curves)]
     print("\nthe paper's-recipe grid, seed 0 (sleeplab.repro.by_depth): exact at the last evaluation N = 1, 2 and 4 "
           "all reached; where N = 2 sits by the rule written before its runs (between: at least a point from each; "
