@@ -88,3 +88,22 @@ def test_tables_print_every_grid_row(shipped, capsys):
         assert any(line.split()[:5] == [str(r["t"]), f"{r['tokens'] / 1e6:.0f}M", f"{r['n1']:.1f}%", f"{r['n2']:.1f}%",
                                         f"{r['n4']:.1f}%"] and line.rstrip().endswith(r["n2_place"])
                    for line in out.splitlines())
+
+
+@pytest.mark.parametrize("n4_ends, call", [((0.80, 0.82, 0.84), "holds"), ((0.64, 0.67, 0.70), "no early lead"),
+                                            ((0.70, 0.75, 0.80), "a smaller lead"), ((0.90, 0.90, 0.64), "a smaller lead")])
+def test_early_t8_call_follows_the_rule_written_before_the_seeds(shipped, n4_ends, call):
+    base = shipped[study_name(8, 4, "paper", 0)]
+    curves = {}
+    for seed, n4_end in enumerate(n4_ends):    # N = 1 of every seed reads 65 % at 41 M, N = 4 its n4_end
+        curves[study_name(8, 1, "paper", seed)] = line(base, 100e6, 0.65, 0.65)
+        curves[study_name(8, 4, "paper", seed)] = line(base, 100e6, n4_end, n4_end)
+    result = by_depth.early_t8_call(curves)
+    assert result["call"] == call and len(result["leads"]) == 3
+    assert result["mean"] == pytest.approx(100 * (sum(n4_ends) / 3 - 0.65))
+
+
+def test_early_t8_call_waits_for_three_seeds(shipped):
+    partial = {study_name(8, n, "paper", 0): line(shipped[study_name(8, 4, "paper", 0)], 100e6, 0.6, 0.7)
+               for n in (1, 4)}
+    assert by_depth.early_t8_call(partial) is None

@@ -113,6 +113,17 @@ def test_plan_runs_the_deep_grid_before_the_screens_unfinished_runs(tmp_path):
         "study-t24-n4-paper-s0-500M")
 
 
+def test_plan_runs_the_t8_rows_seeds_after_its_seed_0_and_before_the_deep_grid_seeds(tmp_path):
+    known = {study_name(12, 4, "paper", 0): 0.65, study_name(12, 4, "norm", 0): 0.50}
+    cells = plan(tmp_path, known)
+    row = [study_name(8, n, "paper", s) for s in (0, 1, 2) for n in (1, 2, 4) if n != 2 or s == 0]
+    assert all(c in cells for c in row)
+    assert max(cells.index(study_name(8, n, "paper", 0)) for n in (1, 2, 4)) < min(
+        cells.index(study_name(8, n, "paper", s)) for s in (1, 2) for n in (1, 4))
+    assert cells.index(study_name(8, 1, "paper", 2)) < cells.index("study-t16-n4-paper-s0-500M")
+    assert study_name(8, 2, "paper", 1) not in cells                  # N = 2 stays one seed
+
+
 def test_study_is_reached_through_the_one_entry_point(capsys, tmp_path, monkeypatch):
     from sleeplab.repro import recipes
     from sleeplab.train.cli import main

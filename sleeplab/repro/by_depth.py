@@ -107,3 +107,19 @@ def grid(curves: dict[str, dict]) -> list[dict]:
         n1, n2, n4 = (100 * interpolate(curves[c], at) for c in names)
         rows.append({"t": t, "tokens": at, "n1": n1, "n2": n2, "n4": n4, "n2_place": n2_place(n1, n2, n4)})
     return rows
+
+
+def early_t8_call(curves: dict[str, dict], at: float = 40.96e6) -> dict | None:
+    """The t = 8 early lead under the paper's recipe, by the rule written before its seeds ran: N = 4
+    minus N = 1 per seed at ``at`` tokens; *holds* if the mean lead is >= 10 points with every N = 4 seed
+    above every N = 1 seed, *no early lead* if the mean is within 5 points of zero, else *a smaller
+    lead*. None until all three seeds have both runs there."""
+    rows = [r for r in leads(curves) if r["t"] == 8 and r["recipe"] == "paper's recipe" and r["tokens"] == at]
+    if len(rows) < len(SEEDS):
+        return None
+    gaps = [r["lead_tokens"] for r in rows]
+    mean = sum(gaps) / len(gaps)
+    se = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1) / len(gaps)) ** 0.5
+    above = min(r["n4"] for r in rows) > max(r["n1"] for r in rows)
+    call = "holds" if mean >= 10 and above else "no early lead" if abs(mean) <= 5 else "a smaller lead"
+    return {"tokens": at, "leads": gaps, "mean": mean, "se": se, "n4_above_n1": above, "call": call}

@@ -123,6 +123,12 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
           "of those tokens\n" + (results.format_table(leads, ("t", "recipe", "seed", "tokens", "n1", "n4", "lead_tokens",
                                                              "n4_equal_compute", "lead_compute"))
                                  if leads else "(no data yet)"))
+    early = by_depth.early_t8_call(curves)
+    print("t = 8 early lead, the paper's recipe (the eleventh GPU session's read: N = 4 minus N = 1 per seed at 41 M "
+          "tokens; holds: mean >= 10 points, every N = 4 seed above every N = 1 seed; none: mean within 5 points): "
+          + (f"{' / '.join(f'{g:+.1f}' for g in early['leads'])} points, mean {early['mean']:+.1f} (standard error "
+             f"{early['se']:.1f}), every N = 4 seed above: {early['n4_above_n1']}; {early['call']}" if early
+             else "not read: three seeds of both N have not reached 41 M"))
     grid = [{**r, **{k: f"{r[k]:.1f}%" for k in ("n1", "n2", "n4")}}
             for r in by_depth.grid(curves)]
     print("\nthe paper's-recipe grid, seed 0 (sleeplab.repro.by_depth): exact at the last evaluation N = 1, 2 and 4 "
