@@ -168,10 +168,8 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
         cells.append(study_name(12, 1, deep, 0, "1600M"))              # N = 1 at N = 4's compute
     # stage 4 first (amended before the ninth session): t = 32, N = 4 to 1 B needs a session of its own
     cells += [study_name(32, n, deep, 0, "1B") for n in (4, 1)]
-    # amended before the tenth session: the grid's N = 2 and its t = 8 row with this recipe come next;
-    # before the eleventh: that row's seeds 1 and 2, since seed 0 showed no early lead under this recipe
-    cells += [long(t, 2, 0) for t in (16, 24)] + [study_name(8, n, deep, 0) for n in (1, 2, 4)]
-    cells += [study_name(8, n, deep, s) for s in (1, 2) for n in (4, 1)]
+    # amended before the tenth session: the grid's N = 2 and its t = 8 row; before the eleventh: seeds 1, 2 of that row
+    cells += [long(t, 2, 0) for t in (16, 24)] + [study_name(8, n, deep, s) for s in (0, 1, 2) for n in ((1, 2, 4) if s == 0 else (4, 1))]
     for t in (16, 24):                                                 # stage 3: the deep grid, 500 M
         cells += [long(t, n, 0) for n in (4, 1)]
         gap = lead(runs, t, deep, tokens="500M", known=known)
