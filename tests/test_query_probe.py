@@ -1,5 +1,6 @@
 """The read at the query's own key (``sleeplab.lab.query_probe``): it catches the S the sleeps left and
 the key the block itself computes, and a probe of a model blind to its input learns nothing from it."""
+import pytest
 import torch
 
 from sleeplab.lab import probe, query_probe
@@ -50,3 +51,13 @@ def test_probe_of_a_model_blind_to_its_input_sits_at_the_majority_baseline():
     for name in query_probe.READS:
         assert table[name].shape == (TASK.n_states,)
         assert (table[name] - table["majority"]).abs().max() < 0.1
+
+
+def test_table_applies_the_two_tests_written_before_the_evaluation():
+    entry = lambda own, other, random, model: {"n_sleep": 4, "own": [own] * 4, "other": [other] * 4,  # noqa: E731
+                                               "random": [random] * 4, "model": [model] * 4, "majority": [0.55] * 4}
+    rows = query_probe.table({"models": {"a": entry(0.91, 0.60, 0.60, 0.95), "b": entry(0.83, 0.75, 0.60, 0.95),
+                                         "c": entry(0.70, 0.58, 0.65, 0.72)}})
+    assert [(r["cell"], r["holds"], r["own_key"]) for r in rows] == [("a", True, True), ("b", False, False),
+                                                                    ("c", False, True)]
+    assert rows[0]["own"] == pytest.approx(0.91) and query_probe.table({}) == []

@@ -96,6 +96,23 @@ def probe_answer(model, n_examples: int = 2048, n_sleep: int | None = None, task
     return table
 
 
+NEAR_MODEL, ABOVE_OTHERS = 5.0, 10.0  # points, the two tests written before the evaluation (docs/results.md)
+
+
+def table(report: dict) -> list[dict]:
+    """One row per model of a :func:`main` report: each read's accuracy and the model's, averaged over
+    the labels, and the two tests: ``holds`` (the own read within NEAR_MODEL points of the model
+    and ABOVE_OTHERS above the random keys) and ``own_key`` (ABOVE_OTHERS above another query's key)."""
+    rows = []
+    for cell, entry in report.get("models", {}).items():
+        mean = {k: sum(entry[k]) / len(entry[k]) for k in (*READS, "model", "majority")}
+        points = lambda a, b: 100 * (mean[a] - mean[b])                # noqa: E731
+        rows.append({"cell": cell, "n_sleep": entry["n_sleep"], **mean,
+                     "holds": points("model", "own") <= NEAR_MODEL and points("own", "random") >= ABOVE_OTHERS,
+                     "own_key": points("own", "other") >= ABOVE_OTHERS})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sleeplab.lab.query_probe", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="fixed-N Rule 110 checkpoints (.sleeplab)")

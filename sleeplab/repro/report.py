@@ -3,6 +3,7 @@
 curves alone."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -21,6 +22,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     sleep grid, the evicting transformer against input-blind guesses, the Depo per-k table, checkpoints
     run at other N (``test_time_dir``, default ``test_time_n/`` beside the curves) and where sleep pays
     by depth, as text; a table whose cells have no data yet says so."""
+    from ..lab import query_probe
     from . import by_depth, compute, recipes, results, tables, window_passes
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
@@ -141,6 +143,14 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
           "largest change of another label without j's passes; recovered: share of the way back with j's alone\n"
           + (results.format_table(passes, ("cell", "n_sleep", "window", "full", "one", "without_j", "only_j",
                                            "others_moved", "recovered", "own", "suffice")) if passes else "(no data yet)"))
+    path = Path(curves_path).parent / "query_probe.json"
+    reads = [{**r, **{k: f"{100 * r[k]:.1f}%" for k in (*query_probe.READS, "model")}}
+             for r in (query_probe.table(json.loads(path.read_text())) if path.exists() else [])]
+    print("\nthe answer read at the query's own key (sleeplab.lab.query_probe): a linear probe of label j from S read "
+          "at query j's key (own), at query j+1's (other), at random keys; the model's own per-label accuracy; "
+          "means over labels, %; holds: own within 5 points of the model and 10 above random; own_key: own 10 "
+          "above other\n" + (results.format_table(reads, ("cell", "n_sleep", "own", "other", "random", "model",
+                                                          "majority", "holds", "own_key")) if reads else "(no data yet)"))
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "
