@@ -49,7 +49,9 @@ def query_reads(model, tokens: torch.Tensor, n_sleep: int | None = None) -> dict
             hook.remove()
     Q = tokens.shape[1] - (tokens.shape[1] - 1) // model.config.window * model.config.window
     keys, states = [], []
-    for i, mixer in enumerate(mixers):       # the last call of each block is the prediction pass
+    # without a loss mask the last window predicts and every earlier one sleeps (sleep.window_plan),
+    # so each block's last call is the prediction pass, and the state it was handed is the sleeps'
+    for i, mixer in enumerate(mixers):
         x, state = caught[i]
         q, *_ = mixer.project(x)
         keys.append(F.normalize(F.silu(q.float()).view(*x.shape[:2], mixer.n_heads, mixer.head_dim), dim=-1,
