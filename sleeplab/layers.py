@@ -125,6 +125,10 @@ class GatedDeltaMixer(nn.Module):
         inner, H = self.n_heads * self.head_dim, self.n_heads
         return F.linear(x, w).split([inner, inner, inner, inner, H, H], dim=-1)
 
+    def unit_heads(self, z, dtype):
+        """A q or k projection [B, T, H*K] -> [B, T, H, K]: L2norm(SiLU(z)) per head, in ``dtype``."""
+        return F.normalize(F.silu(z).view(*z.shape[:2], self.n_heads, self.head_dim).to(dtype), dim=-1, eps=1e-6)
+
     def gates(self, a, b):
         """(g, beta), each [B, T, H], from the a and b projections: log forget gate (<= 0) and
         write strength in (0, 1)."""
@@ -137,8 +141,7 @@ class GatedDeltaMixer(nn.Module):
         shape = (B, T, self.n_heads, self.head_dim)
         dt = compute_dtype(x)
         q, k, v, out_gate, a, b = self.project(x)
-        q = F.normalize(F.silu(q).view(shape).to(dt), dim=-1, eps=1e-6)
-        k = F.normalize(F.silu(k).view(shape).to(dt), dim=-1, eps=1e-6)
+        q, k = self.unit_heads(q, dt), self.unit_heads(k, dt)
         v = F.silu(v).view(shape).to(dt)
         g, beta = self.gates(a, b)
         # One chunk per window when it fits (padding a 24-token window to 64 would waste 7x the work);

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..sleep import sleep_forward
+from ..ops import compute_dtype
+from ..sleep import sleep_forward, window_plan
 from ..tasks import held_out
 from .probe import read_at_queries, ridge_hits
 
@@ -47,15 +48,15 @@ def query_reads(model, tokens: torch.Tensor, n_sleep: int | None = None) -> dict
     finally:
         for hook in hooks:
             hook.remove()
-    Q = tokens.shape[1] - (tokens.shape[1] - 1) // model.config.window * model.config.window
+    # without a loss mask the last window predicts and every earlier one sleeps (window_plan), so each
+    # block's last call is the prediction pass, and the state it was handed is the sleeps'
+    last = window_plan(None, tokens.shape[1], model.config.window)[-1]
+    Q = last.end - last.start
     keys, states = [], []
-    # without a loss mask the last window predicts and every earlier one sleeps (sleep.window_plan),
-    # so each block's last call is the prediction pass, and the state it was handed is the sleeps'
     for i, mixer in enumerate(mixers):
         x, state = caught[i]
         q, *_ = mixer.project(x)
-        keys.append(F.normalize(F.silu(q.float()).view(*x.shape[:2], mixer.n_heads, mixer.head_dim), dim=-1,
-                                eps=1e-6))
+        keys.append(mixer.unit_heads(q, compute_dtype(x)).float())       # the key the block itself reads with
         states.append(state.float())
     keys, states = torch.stack(keys, 2), torch.stack(states, 1)                 # [B, Q, G, H, K], [B, G, H, K, V]
     reads = torch.einsum("bqghk,bghkv->bqghv", keys, states).flatten(2)
