@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .compute import passes_per_token
 from .results import cards, interpolate, last_common_evaluation
-from .tables import first_grid_cell, study_cell
+from .tables import first_grid_cell, seeds_verdict, study_cell
 
 SEEDS = (0, 1, 2)
 # (t, recipe, cell(n, seed), tokens: a number, or None for the last evaluation every run of t reached);
@@ -111,15 +111,15 @@ def grid(curves: dict[str, dict]) -> list[dict]:
 
 def early_t8_call(curves: dict[str, dict], at: float = 40.96e6) -> dict | None:
     """The t = 8 early lead under the paper's recipe, by the rule written before its seeds ran: N = 4
-    minus N = 1 per seed at ``at`` tokens; *holds* if the mean lead is >= 10 points with every N = 4 seed
-    above every N = 1 seed, *no early lead* if the mean is within 5 points of zero, else *a smaller
-    lead*. None until all three seeds have both runs there."""
+    minus N = 1 per seed at ``at`` tokens; *holds* if :func:`tables.seeds_verdict` calls it a win (a mean
+    lead >= 10 points with every N = 4 seed above every N = 1 seed), *no early lead* if the mean is within
+    5 points of zero, else *a smaller lead*. None until all three seeds have both runs there."""
     rows = [r for r in leads(curves) if r["t"] == 8 and r["recipe"] == "paper's recipe" and r["tokens"] == at]
     if len(rows) < len(SEEDS):
         return None
-    gaps = [r["lead_tokens"] for r in rows]
-    mean = sum(gaps) / len(gaps)
-    se = (sum((g - mean) ** 2 for g in gaps) / (len(gaps) - 1) / len(gaps)) ** 0.5
-    above = min(r["n4"] for r in rows) > max(r["n1"] for r in rows)
-    call = "holds" if mean >= 10 and above else "no early lead" if abs(mean) <= 5 else "a smaller lead"
-    return {"tokens": at, "leads": gaps, "mean": mean, "se": se, "n4_above_n1": above, "call": call}
+    verdict = seeds_verdict([{"n_sleep": n, "at": at, "budget": "equal", "exact": r[f"n{n}"]}
+                             for r in rows for n in (1, 4)])[at]
+    mean = verdict["mean_gap_points"]
+    call = "holds" if verdict["win"] else "no early lead" if abs(mean) <= 5 else "a smaller lead"
+    return {"tokens": at, "leads": [r["lead_tokens"] for r in rows], "mean": mean, "se": verdict["se_gap_points"],
+            "n4_above_n1": verdict["high_above_low"], "call": call}
