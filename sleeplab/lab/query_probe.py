@@ -125,9 +125,9 @@ def main(argv=None) -> int:
     from ..api import load
     report = {}
     for path in args.checkpoints:
-        table = probe_answer(load(path, device="cpu"), args.examples)
-        report[Path(path).stem] = {k: v.tolist() if torch.is_tensor(v) else v for k, v in table.items()}
-        print(Path(path).stem, " ".join(f"{k} {100 * sum(table[k].tolist()) / len(table[k]):.1f}%"
+        answer = probe_answer(load(path, device="cpu"), args.examples)
+        report[Path(path).stem] = {k: v.tolist() if torch.is_tensor(v) else v for k, v in answer.items()}
+        print(Path(path).stem, " ".join(f"{k} {100 * sum(answer[k].tolist()) / len(answer[k]):.1f}%"
                                         for k in (*READS, "model", "majority")), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"command": "python -m sleeplab.lab.query_probe " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -76,14 +76,11 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     count = len({r["seed"] for r in rows})
     fig = make_subplots(rows=1, cols=2, subplot_titles=[
         f"Rule 110, t = {t}: {count} seed{'s' * (count > 1)} ({recipe})", right])
-    drawn = [cell(n, seed) for n in ns for seed in (0, 1, 2) if cell(n, seed) in curves]
-    for n in ns:
-        for seed in (0, 1, 2):
-            c = curves.get(cell(n, seed))
-            if c:
-                x, y = _xy(c, upto=max(tokens) * 1.05)
-                fig.add_scatter(x=x, y=y, name=f"N = {n}, seed {seed}", line=dict(color=COLORS[n],
-                                dash=SEED_DASH[seed]), row=1, col=1)
+    drawn = {cell(n, seed): (n, seed) for n in ns for seed in (0, 1, 2) if cell(n, seed) in curves}
+    for name, (n, seed) in drawn.items():
+        x, y = _xy(curves[name], upto=max(tokens) * 1.05)
+        fig.add_scatter(x=x, y=y, name=f"N = {n}, seed {seed}", line=dict(color=COLORS[n], dash=SEED_DASH[seed]),
+                        row=1, col=1)
     label = {x: f"{x / 1e6:.0f} M" for x in tokens}
     for n, budget, name, symbol in ((1, "equal", "N = 1", "circle"), (4, "equal", "N = 4", "diamond"),
                                     (1, f"x{matched}", f"N = 1, {matched}x tokens", "x")):
@@ -97,7 +94,7 @@ def seeds(curves: dict, t: int = 8, tokens=(41e6, 61e6, 100e6), cell=None, match
     fig.update_xaxes(title_text="training tokens (M)", row=1, col=1)
     fig.update_xaxes(title_text="tokens of the N = 4 run", row=1, col=2)
     fig.update_yaxes(title_text="held-out exact accuracy", range=[0, 1])
-    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({results.cards(curves, drawn + [r['cell'] for r in rows])})")
+    fig.update_layout(title=f"Is N = 4 > N = 1 at t = {t} for every seed? ({results.cards(curves, [*drawn, *(r['cell'] for r in rows)])})")
     return fig
 
 
