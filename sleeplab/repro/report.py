@@ -149,8 +149,9 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     print("\nthe answer read at the query's own key (sleeplab.lab.query_probe): a linear probe of label j from S read "
           "at query j's key (own), at query j+1's (other), at random keys; the model's own per-label accuracy; "
           f"means over labels, %; holds: own within {query_probe.NEAR_MODEL:g} points of the model and "
-          f"{query_probe.ABOVE_OTHERS:g} above random; own_key: own {query_probe.ABOVE_OTHERS:g} above other\n" + (results.format_table(reads, ("cell", "n_sleep", "own", "other", "random", "model",
-                                                          "majority", "holds", "own_key")) if reads else "(no data yet)"))
+          f"{query_probe.ABOVE_OTHERS:g} above random; own_key: own {query_probe.ABOVE_OTHERS:g} above other\n"
+          + (results.format_table(reads, ("cell", "n_sleep", "own", "other", "random", "model", "majority", "holds",
+                                          "own_key")) if reads else "(no data yet)"))
     rows = tables.shipped_table(Path(curves_path).parent.parent / "checkpoints" / "MANIFEST.json")
     if rows:
         print("\nshipped checkpoints: stated accuracy (fixed held-out set) vs a fresh set, exact, points; "
