@@ -290,6 +290,8 @@ def build(curves: dict, test_time: dict | None = None) -> dict:
     figs = {"rule110_depth_sleep": depth_sleep(curves), "rule110_t8_seeds": seeds(curves),
             "rule110_t12_seeds": t12_study_seeds(curves), "rule110_t16_seeds": t16_study_seeds(curves),
             "rule110_t12_400M_seeds": t12_long_seeds(curves),
+            "rule110_t8_study_seeds": seeds(curves, tokens=tables.STUDY_BUDGETS, matched=None, recipe="paper's recipe",
+                                            cell=tables.study_cell(8), ns=(1, 2, 4)),
             "rule110_t8_rule_ablation": rule_ablation(curves), "depo_per_k": depo_per_k(curves),
             "rule110_test_time_n": test_time_n(test_time or {}), "rule110_recipe_study": recipe_study(curves),
             "rule110_compute_matched": compute_matched(curves), "rule110_where_sleep_pays": by_depth.figure(curves),

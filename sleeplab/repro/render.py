@@ -9,7 +9,8 @@ from . import results, tables
 from .figures import HEIGHT, build
 
 WIDTHS = {"rule110_recipe_study": 1300, "rule110_depth_sleep": 1100, "rule110_t8_seeds": 1100,
-          "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "rule110_t12_400M_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100,
+          "rule110_t12_seeds": 1100, "rule110_t16_seeds": 1100, "rule110_t12_400M_seeds": 1100,
+          "rule110_t8_study_seeds": 1100, "depo_per_k": 1100, "rule110_test_time_n": 1100,
           "rule110_compute_matched": 1300, "rule110_where_sleep_pays": 1000}
 
 
