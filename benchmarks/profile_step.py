@@ -21,6 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from sleeplab import device as dev
+from sleeplab.checkpoint import code_version
 from sleeplab.model import SleepLM
 from sleeplab.presets import PAPER_RULE110, preset
 from sleeplab.tasks import rule110
@@ -60,6 +61,7 @@ def main(argv=None):
                 print(f"  {fam:24s} {f['kernels']:7.0f} kernels  {f['ms']:7.2f} ms  {f['us_each']:6.1f} us each")
             records.append({"op_mode": op_mode, "n_sleep": args.n_sleep, "batch_size": args.batch_size,
                             "compiled": args.compiled, "card": dev.card_name(device), "torch": torch.__version__,
+                            "code": code_version(),
                             "command": "python benchmarks/profile_step.py " + " ".join(sys.argv[1:] if argv is None else argv),
                             **summary})
     if args.out:

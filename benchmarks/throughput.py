@@ -51,6 +51,7 @@ from pathlib import Path
 import torch
 
 from sleeplab import device as dev
+from sleeplab.checkpoint import code_version
 from sleeplab.model import OP_MODES, SleepLM
 from sleeplab.presets import PAPER_RULE110, preset
 from sleeplab.sleep import sleep_forward, window_plan
@@ -243,7 +244,8 @@ def main(argv=None):
     task_cfg = rule110.Rule110Config(t=args.t)
     card = dev.card_name(device)
     peak = next((v for k, v in PEAK_BF16.items() if k in card), None)
-    common = dict(torch=torch.__version__, python=platform.python_version(), command="python " + " ".join(sys.argv))
+    common = dict(torch=torch.__version__, python=platform.python_version(), code=code_version(),
+                  command="python " + " ".join(sys.argv))
     records = []
     with dev.cpu_threads(args.threads):
         for n_sleep in args.n_sleep:

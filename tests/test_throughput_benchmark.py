@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 QUOTED = {"impl", "op_mode", "compiled", "n_sleep", "device", "card", "tokens_per_s", "mfu", "ms_per_step", "batch_size",
-          "seq_len", "d_model", "params", "steps_timed", "final_loss", "torch", "python", "command"}
+          "seq_len", "d_model", "params", "steps_timed", "final_loss", "torch", "python", "code", "command"}
 
 
 def bench(*args):
@@ -24,6 +24,7 @@ def test_tiny_cpu_benchmark_records_windows_timed_seconds_and_the_end_to_end_run
     for impl in ("eager", "sleeplab"):
         rec = records[impl]
         assert QUOTED <= rec.keys()
+        assert len(rec["code"]["commit"]) == 40   # the commit the numbers came from (a git checkout here)
         assert len(rec["windows"]) == 2 and all(w["seconds"] >= 0.5 and w["steps"] >= 1 for w in rec["windows"])
         assert rec["timed_s"] == sum(w["seconds"] for w in rec["windows"])
         assert rec["steps_timed"] == sum(w["steps"] for w in rec["windows"])
