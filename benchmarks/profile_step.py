@@ -48,6 +48,8 @@ def main(argv=None):
     if args.compiled and device.type != "cuda":
         raise SystemExit(f"--compiled profiles the CUDA fast step; the device is {device}")
     dev.fast_matmul(device)
+    common = {"card": dev.card_name(device), "torch": torch.__version__, "code": code_version(),
+              "command": "python benchmarks/profile_step.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     records = []
     for op_mode in args.op_mode:
         prof = profile_steps(device, args.n_sleep, args.batch_size, args.compiled, op_mode)
@@ -60,10 +62,7 @@ def main(argv=None):
             for fam, f in summary["families"].items():
                 print(f"  {fam:24s} {f['kernels']:7.0f} kernels  {f['ms']:7.2f} ms  {f['us_each']:6.1f} us each")
             records.append({"op_mode": op_mode, "n_sleep": args.n_sleep, "batch_size": args.batch_size,
-                            "compiled": args.compiled, "card": dev.card_name(device), "torch": torch.__version__,
-                            "code": code_version(),
-                            "command": "python benchmarks/profile_step.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                            **summary})
+                            "compiled": args.compiled, **common, **summary})
     if args.out:
         args.out.write_text(json.dumps(records, indent=1) + "\n")
 
