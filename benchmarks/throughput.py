@@ -220,21 +220,30 @@ def parse_args(argv):
 
 
 def run_n_sleep(n_sleep, device, task_cfg, args, card, peak, common):
-    records = []
+    """Yields each record of one N as it is measured."""
     for impl in args.impl:
         for op_mode in args.op_mode if impl == "sleeplab" else ["chunk"]:
             rec = {**bare_step_record(impl, n_sleep, device, task_cfg, args, card, peak, op_mode), **common}
-            records.append(rec)
             print(f"{impl:8s} {op_mode:7s} N={n_sleep}  {rec['tokens_per_s'] / 1e6:7.3f} M tok/s  "
                   f"{rec['ms_per_step']:8.2f} ms/step  mfu={rec['mfu'] or 0:.3f}  "
                   f"windows {[round(w['tokens_per_s'] / 1e6, 3) for w in rec['windows']]} M", flush=True)
+            yield rec
     for op_mode in args.op_mode if args.end_to_end else []:
         rec = {**end_to_end_record(n_sleep, device, args, card, op_mode), **common}
-        records.append(rec)
         print(f"{'train --fast':13s} {op_mode:7s} N={n_sleep}  {rec['tokens_per_s'] / 1e6:7.3f} M tok/s  "
               f"{rec['ms_per_step']:8.2f} ms/step  ({rec['tokens_per_s_from_step_0'] / 1e6:.3f} M from step 0)",
               flush=True)
-    return records
+        yield rec
+
+
+def save(records, out: Path):
+    """Merge ``records`` into the JSON list at ``out``, replacing the records they re-measure."""
+    key = lambda r: (r["impl"], r.get("op_mode", "chunk"), r["n_sleep"], r["device"], r["card"],  # noqa: E731
+                     r["d_model"], r["batch_size"])
+    old = json.loads(out.read_text()) if out.exists() else []
+    fresh = {key(r) for r in records}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([r for r in old if key(r) not in fresh] + records, indent=1) + "\n")
 
 
 def main(argv=None):
@@ -249,7 +258,9 @@ def main(argv=None):
     records = []
     with dev.cpu_threads(args.threads):
         for n_sleep in args.n_sleep:
-            records += run_n_sleep(n_sleep, device, task_cfg, args, card, peak, common)
+            for rec in run_n_sleep(n_sleep, device, task_cfg, args, card, peak, common):
+                records.append(rec)
+                save(records, Path(args.out))  # after each record: a run cut by a time limit keeps what it measured
     for n_sleep in args.n_sleep:
         by = {(r["impl"], r["op_mode"]): r["tokens_per_s"] for r in records if r["n_sleep"] == n_sleep}
         eager = by.get(("eager", "chunk"))
@@ -261,13 +272,6 @@ def main(argv=None):
                 print(f"N={n_sleep}: train --fast / sleeplab ({op_mode}) = {e2e / fast:.2f}")
             if fast and op_mode != "chunk" and ("sleeplab", "chunk") in by:
                 print(f"N={n_sleep}: sleeplab {op_mode} / chunk = {fast / by[('sleeplab', 'chunk')]:.2f}")
-    out = Path(args.out)
-    key = lambda r: (r["impl"], r.get("op_mode", "chunk"), r["n_sleep"], r["device"], r["card"],  # noqa: E731
-                     r["d_model"], r["batch_size"])
-    old = json.loads(out.read_text()) if out.exists() else []
-    fresh = {key(r) for r in records}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([r for r in old if key(r) not in fresh] + records, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ QUOTED = {"impl", "op_mode", "compiled", "n_sleep", "device", "card", "tokens_pe
           "seq_len", "d_model", "params", "steps_timed", "final_loss", "torch", "python", "code", "command"}
 
 
-def bench(*args):
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--device", "cpu", "--tiny",
-                    "--n-sleep", "1", "--warm-steps", "1", "--warm-s", "0", "--window-s", "0.5", "--windows", "2",
-                    *args], check=True, cwd=ROOT, capture_output=True)
+def bench(*args, check=True):
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--device", "cpu", "--tiny",
+                           "--n-sleep", "1", "--warm-steps", "1", "--warm-s", "0", "--window-s", "0.5", "--windows",
+                           "2", *args], check=check, cwd=ROOT, capture_output=True, text=True)
 
 
 def test_tiny_cpu_benchmark_records_windows_timed_seconds_and_the_end_to_end_run(tmp_path):
@@ -32,6 +32,17 @@ def test_tiny_cpu_benchmark_records_windows_timed_seconds_and_the_end_to_end_run
     assert [r["step"] for r in e2e["evaluations"]] == [0, 2, 4]
     assert e2e["steps_timed"] == 2 and e2e["timed_s"] > 0 and e2e["tokens_per_s_from_step_0"] > 0
     assert e2e["train_config"]["fast"] and e2e["train_config"]["model_args"]["d_model"] == records["sleeplab"]["d_model"]
+
+
+def test_records_measured_before_a_failure_are_kept(tmp_path):
+    """A device command's time limit can kill the run at its last, longest measurement; what it had
+    measured must already be on disk. Here the end-to-end run fails (too few evaluations for a rate)
+    after both bare steps were timed."""
+    out = tmp_path / "throughput.json"
+    run = bench("--end-to-end", "--e2e-steps", "2", "--e2e-eval-every", "2", "--e2e-eval-size", "8",
+                "--out", str(out), check=False)
+    assert run.returncode != 0 and "the rate needs at least 3" in run.stderr
+    assert sorted(r["impl"] for r in json.loads(out.read_text())) == ["eager", "sleeplab"]
 
 
 def test_op_mode_records_sit_beside_the_chunk_records_not_over_them(tmp_path):

@@ -15,6 +15,7 @@ to the paper's recipe:
     muonN    Muon's rate divided by sqrt(N)                          (TrainConfig.muon_lr_n_power=0.5)
     adapter  a learned W [h, e] instead of the plain sum             (SleepLMConfig.inject="adapter")
     depth    residual outputs initialised for blocks x N depth       (SleepLMConfig.depth_init)
+    triton   the GDN rule by fused Triton kernels: same maths, not a recipe (SleepLMConfig.op_mode)
 
 Factors that change nothing at N = 1 (all but randn and depth) share the paper's N = 1 runs: a
 one-pass model under them is the same computation (``tests/test_recipe_options.py``).
@@ -48,6 +49,7 @@ FACTORS: dict[str, tuple[dict, dict]] = {  # name -> (model_args, train config c
     "muonN": ({}, {"muon_lr_n_power": 0.5}),
     "adapter": ({"inject": "adapter"}, {}),
     "depth": ({"depth_init": True}, {}),
+    "triton": ({"op_mode": "triton"}, {}),
 }
 CHANGES_N1 = {"randn", "depth"}
 SCREEN = ("norm", "inject", "ramp", "muonN", "trunc", "randn")  # adapter and depth: not screened (budget)
@@ -134,18 +136,17 @@ def combine(a: str, b: str) -> str:
 
 def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
     """Every cell wanted given the results so far (finished runs under ``runs``, and ``known`` final
-    accuracies, e.g. the shipped curves), in priority order. Rules fixed before the runs: the two best
-    screen factors (compatible: not both an injection) and their combination get three seeds at
-    t = 12 beside the paper's recipe; the deep grid takes the screen's best recipe; a depth where its
-    N = 4 leads N = 1 by >= 5 points (seed 0) gets seeds 1 and 2. Amended before the runs each
-    amendment changes (docs/results.md): after the screen, the paper's recipe counts as a candidate
-    for the deep grid and its t = 12 seeds run first; then the deep grid runs for 500 M tokens (t = 12
-    too), ahead of the factors' seeds and of the screen runs left unfinished (the deep grid takes the
-    best finished recipe); where N = 4 leads at 500 M by >= 5 points on the mean of three seeds
-    (amended after seed 1 at t = 16; it was seed 0 alone), N = 1 seed 0 also runs on N = 4's
-    compute (2 B tokens: 500 M x 3.88 passes a token). Amended before the sixth session: t = 12's
-    three seeds of N = 1 and 4 and N = 2 seed 0 run first, for 400 M tokens (:data:`T12`), with the
-    same compute-matched rule (1.6 B tokens)."""
+    accuracies, e.g. the shipped curves), in priority order. Rules fixed before the runs: the two best screen
+    factors (compatible: not both an injection) and their combination get three seeds at t = 12 beside the
+    paper's recipe; the deep grid takes the screen's best recipe; a depth where its N = 4 leads N = 1 by
+    >= 5 points (seed 0) gets seeds 1 and 2. Amended before the runs each amendment changes
+    (docs/results.md): after the screen, the paper's recipe counts as a candidate for the deep grid and its
+    t = 12 seeds run first; then the deep grid runs for 500 M tokens (t = 12 too), ahead of the factors'
+    seeds and of the screen runs left unfinished (the deep grid takes the best finished recipe); where
+    N = 4 leads at 500 M by >= 5 points on the mean of three seeds (amended after seed 1 at t = 16; it was
+    seed 0 alone), N = 1 seed 0 also runs on N = 4's compute (2 B tokens: 500 M x 3.88 passes a token).
+    Amended before the sixth session: t = 12's three seeds of N = 1 and 4 and N = 2 seed 0 run first,
+    for 400 M tokens (:data:`T12`), with the same compute-matched rule (1.6 B tokens)."""
     done = lambda name: final_exact(runs, name, known)                 # noqa: E731
     cells = [f"rule110-t8-n{n}-41M" for n in (1, 2, 4)]               # per-N checkpoints for notebooks
     cells += [study_name(12, n, "paper", s) for s in (0, 1, 2) for n in (4, 1)]  # the paper's seeds
@@ -190,8 +191,7 @@ def plan(runs: Path, known: dict[str, float] | None = None) -> list[str]:
 def queue(runs: Path, parallel: int, poll_s: float = 5.0, cells: list[str] | None = None,
           known: dict[str, float] | None = None) -> None:
     """Start the plan's cells (or ``cells``, in that order, when a session's budget covers only some),
-    ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own
-    log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
+    ``parallel`` at a time, each a ``python -m sleeplab.repro run`` subprocess with its own log; re-plan whenever one ends. Resumes: a cell with done.json is skipped, one with a checkpoint
     continues, one in ``known`` (finished elsewhere, e.g. :func:`shipped`) is skipped too. A run
     stopped on its own (``kill`` of its PID: it saves and exits 0 unfinished) is not restarted by this
     queue, so one run can be stopped to give the card to the others; the next queue resumes it. Runs

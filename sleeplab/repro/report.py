@@ -23,7 +23,7 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
     run at other N (``test_time_dir``, default ``test_time_n/`` beside the curves) and where sleep pays
     by depth, as text; a table whose cells have no data yet says so."""
     from ..lab import query_probe
-    from . import by_depth, compute, recipes, results, tables, window_passes
+    from . import by_depth, compute, op_modes, recipes, results, tables, window_passes
     curves = results.load_curves(curves_path)
     seeds = tables.seeds_table(curves)
     study = tables.study_seeds_table(curves)
@@ -131,6 +131,17 @@ def tables(curves_path: str = "data/results/curves.json", test_time_dir: str | N
           + (f"{' / '.join(f'{g:+.1f}' for g in early['leads'])} points, mean {early['mean']:+.1f} (standard error "
              f"{early['se']:.1f}), every N = 4 seed above: {early['n4_above_n1']}; {early['call']}" if early
              else "not read: three seeds of both N have not reached 41 M"))
+    kernels = [{k: (f"{v:+.1f}" if k.startswith("diff") else f"{100 * v:.1f}%") if isinstance(v, float) else v
+                for k, v in r.items()} for r in op_modes.pairs(curves)]
+    print("\nthe Triton kernels against the chunk path in training, t = 8, the paper's recipe (sleeplab.repro.op_modes): "
+          "exact of each run of a seed, Triton minus chunk in points (N = 1: a rerun, the same computation)\n"
+          + (results.format_table(kernels, tuple(kernels[0])) if kernels else "(no data yet)"))
+    for n, v in op_modes.call(curves).items():
+        spans = " / ".join("-" if s is None else f"{s:.1f}" for s in v["chunk_span"].values())
+        print(f"  N = {n}, seeds {v['seeds']}: mean difference "
+              + ", ".join(f"{m:+.1f} at {k}" for k, m in v["mean"].items())
+              + f" (chunk seeds span {spans} points); {v['call']} (the rule: every mean within "
+              f"{op_modes.BAND_POINTS:g} points)")
     grid = [{**r, **{k: f"{r[k]:.1f}%" for k in ("n1", "n2", "n4")}}
             for r in by_depth.grid(curves)]
     print("\nthe paper's-recipe grid, seed 0 (sleeplab.repro.by_depth): exact at the last evaluation N = 1, 2 and 4 "
