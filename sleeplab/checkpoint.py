@@ -41,9 +41,12 @@ EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 def code_version() -> dict:
     """sleeplab's version, plus the git commit (and whether the tree had changes) when available.
 
-    A copy of the code without its git directory (a device machine gets only the working tree) cannot
-    find its commit; ``$SLEEPLAB_COMMIT`` then names it (``dirty`` stays None: unknown)."""
+    ``$SLEEPLAB_COMMIT``, when set, names the commit instead (``dirty`` then None: unknown): a copy of
+    the code on another machine may have no git directory, or one older than its files (a device
+    machine's copy of the working tree once recorded the session's first commit, "dirty")."""
     import sleeplab  # at call time: sleeplab/__init__ imports this module before defining __version__
+    if os.environ.get("SLEEPLAB_COMMIT"):
+        return {"version": sleeplab.__version__, "commit": os.environ["SLEEPLAB_COMMIT"], "dirty": None}
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
@@ -51,7 +54,7 @@ def code_version() -> dict:
         dirty = bool(subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", str(here)],
                                     capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = os.environ.get("SLEEPLAB_COMMIT") or None, None
+        commit, dirty = None, None
     return {"version": sleeplab.__version__, "commit": commit, "dirty": dirty}
 
 

@@ -60,9 +60,12 @@ def test_resume_refuses_a_damaged_metrics_line_before_the_last(finished, tmp_pat
         train(tiny(out, steps=3), resume=True)
 
 
-def test_a_copy_without_git_takes_the_commit_from_the_environment(monkeypatch):
+@pytest.mark.parametrize("git", [False, True], ids=["no-git", "git-answers"])
+def test_the_commit_named_in_the_environment_wins(monkeypatch, git):
+    """Also where git answers: a copy's git directory may be older than its files."""
     monkeypatch.setenv("SLEEPLAB_COMMIT", "6404e76")
-    monkeypatch.setenv("PATH", "")  # no git to ask
+    if not git:
+        monkeypatch.setenv("PATH", "")
     code_version.cache_clear()
     try:
         assert code_version()["commit"] == "6404e76" and code_version()["dirty"] is None

@@ -114,6 +114,8 @@ class GraphedStep:
                              f"windows starting at {plan}); the fast step needs one layout for every batch")
 
     def __call__(self, batch, n_sleep: int, step: int) -> torch.Tensor:
+        """One step; -> its loss. Once N's graph is captured that is the graph's output buffer, which the
+        next replay of the graph overwrites: copy it to keep it."""
         self._load(batch)
         if step < self.constant_lr_from:
             return self._step_body(n_sleep)

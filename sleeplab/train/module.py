@@ -193,7 +193,8 @@ class SleepModule(L.LightningModule):
         loss = self.step_fn(batch, draw_n_sleep(self.model.config, cfg.seed, step, cfg.n_ramp_steps), step)
         if self.batches is not None:
             self.batches.prefetch(step + 1)  # the same (seed, step) stream; an unused last batch is harmless
-        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss  # no host sync per step
+        # no host sync per step; a copy starts the sum: a graphed step's loss is a buffer its next replay overwrites
+        self.loss_sum = loss.detach().clone() if self.loss_sum is None else self.loss_sum + loss
         self.loss_count += 1
         if self.trainer.progress_bar_callback is not None:
             self.log("loss", loss, prog_bar=True)
