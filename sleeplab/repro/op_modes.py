@@ -17,6 +17,7 @@ from .results import interpolate
 READ_AT = (76.8e6, 89.6e6)  # steps 1,500 and 1,750 at 51,200 tokens a step: every run evaluates there
 BAND_POINTS = 2.0           # the three chunk seeds of N = 4 span about a point at both; a broken kernel moves tens
 SEEDS = {4: (0, 1, 2), 1: (0,)}
+LABELS = tuple(f"{x / 1e6:.1f}M" for x in READ_AT)  # the read points as the rows' keys name them
 
 
 def pairs(curves: dict[str, dict]) -> list[dict]:
@@ -30,10 +31,10 @@ def pairs(curves: dict[str, dict]) -> list[dict]:
             if before is None or after is None:
                 continue
             row = {"cell": after["cell"], "n_sleep": n, "seed": seed}
-            for x in READ_AT:
+            for x, k in zip(READ_AT, LABELS):
                 a, b = interpolate(after, x), interpolate(before, x)
-                row[f"chunk_{x / 1e6:.1f}M"], row[f"triton_{x / 1e6:.1f}M"] = b, a
-                row[f"diff_{x / 1e6:.1f}M"] = None if a is None or b is None else 100 * (a - b)
+                row[f"chunk_{k}"], row[f"triton_{k}"] = b, a
+                row[f"diff_{k}"] = None if a is None or b is None else 100 * (a - b)
             rows.append(row)
     return rows
 
@@ -47,14 +48,13 @@ def call(curves: dict[str, dict]) -> dict[int, dict]:
     verdict = {}
     for n, seeds in SEEDS.items():
         mine = [r for r in rows if r["n_sleep"] == n]
-        keys = [f"{x / 1e6:.1f}M" for x in READ_AT]
-        if len(mine) < len(seeds) or any(r[f"diff_{k}"] is None for r in mine for k in keys):
+        if len(mine) < len(seeds) or any(r[f"diff_{k}"] is None for r in mine for k in LABELS):
             continue
-        mean = {k: sum(r[f"diff_{k}"] for r in mine) / len(mine) for k in keys}
+        mean = {k: sum(r[f"diff_{k}"] for r in mine) / len(mine) for k in LABELS}
         span = {k: 100 * (max(r[f"chunk_{k}"] for r in mine) - min(r[f"chunk_{k}"] for r in mine))
-                if len(mine) > 1 else None for k in keys}
+                if len(mine) > 1 else None for k in LABELS}
         unchanged = all(abs(m) <= BAND_POINTS for m in mean.values())
-        verdict[n] = {"seeds": [r["seed"] for r in mine], "diffs": {k: [r[f"diff_{k}"] for r in mine] for k in keys},
+        verdict[n] = {"seeds": [r["seed"] for r in mine], "diffs": {k: [r[f"diff_{k}"] for r in mine] for k in LABELS},
                       "mean": mean, "chunk_span": span,
                       "call": "unchanged within noise" if unchanged else "changed"}
     return verdict
